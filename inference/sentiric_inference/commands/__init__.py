@@ -1,0 +1,1 @@
+"""One module per `sentiric-llm` subcommand, each with `register(subparsers)`."""

@@ -1,0 +1,127 @@
+"""The engine configuration file (`engine.yaml`): the contract between the operator and `serve`.
+
+The operator renders an LLMProfile's spec into this file (same camelCase keys as the CRD),
+and `sentiric-llm serve --config` reads it. Unknown keys are refused so a typo in a profile
+fails loudly instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+HTTP_PORT = 16070
+GRPC_PORT = 16071
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class HuggingFaceSource(_Model):
+    repo: str
+    file: str
+    revision: str = "main"
+
+
+class ModelConfig(_Model):
+    """Where the GGUF is: a local `path`, or a Hub file downloaded into `cacheDir`."""
+
+    path: Path | None = None
+    hugging_face: HuggingFaceSource | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    cache_dir: Path = Path("/models")
+    # Name reported by /v1/models and accepted in the `model` field of requests.
+    alias: str | None = None
+
+    def local_path(self) -> Path | None:
+        """The file `serve` loads: an explicit path, or where `download` puts the Hub file."""
+        if self.path is not None:
+            return self.path
+        if self.hugging_face is not None:
+            return self.cache_dir / self.hugging_face.file
+        return None
+
+
+class EngineSettings(_Model):
+    # Tokens of context each sequence may use (prompt + output). The KV cache holds
+    # contextSize * parallel cells, so every sequence can reach its full context at once.
+    context_size: int = Field(default=4096, ge=64, le=1_048_576)
+    parallel: int = Field(default=4, ge=1, le=256)
+    gpu_layers: int = Field(default=-1, ge=-1)
+    flash_attention: Literal["auto", "on", "off"] = "auto"
+    batch_size: int = Field(default=512, ge=16, le=65536)
+    # 0 = one per available core.
+    threads: int = Field(default=0, ge=0, le=1024)
+    # Requests waiting for a free sequence before new ones get 429 / RESOURCE_EXHAUSTED.
+    max_queue: int = Field(default=64, ge=0, le=100_000)
+    # Reuse KV cells of a shared prompt prefix across sequences (llama_memory_seq_cp).
+    prefix_cache: bool = True
+
+
+class SamplingDefaults(_Model):
+    """Defaults for requests that do not set a parameter; maxTokens is also the ceiling."""
+
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    top_k: int = Field(default=40, ge=0)
+    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
+    repeat_penalty: float = Field(default=1.0, gt=0.0, le=10.0)
+    max_tokens: int = Field(default=512, ge=1)
+
+
+class PromptSettings(_Model):
+    system: str = ""
+    rag_template: str = (
+        "Answer using only the facts below.\n\n{rag_context}\n\nQuestion: {user_prompt}"
+    )
+
+    @model_validator(mode="after")
+    def _template_has_placeholders(self) -> PromptSettings:
+        for name in ("{rag_context}", "{user_prompt}"):
+            if name not in self.rag_template:
+                raise ValueError(f"ragTemplate must contain {name}")
+        return self
+
+
+class TLSSettings(_Model):
+    """gRPC mTLS: server certificate and key, and the CA that signs client certificates."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+
+class ServerSettings(_Model):
+    host: str = "0.0.0.0"
+    http_port: int = Field(default=HTTP_PORT, ge=1, le=65535)
+    grpc_port: int = Field(default=GRPC_PORT, ge=1, le=65535)
+    tls: TLSSettings | None = None
+    log_format: Literal["json", "text"] = "text"
+    log_level: str = "INFO"
+
+
+class EngineConfig(_Model):
+    model: ModelConfig = ModelConfig()
+    engine: EngineSettings = EngineSettings()
+    sampling: SamplingDefaults = SamplingDefaults()
+    prompt: PromptSettings = PromptSettings()
+    server: ServerSettings = ServerSettings()
+
+
+def load_config(path: Path) -> EngineConfig:
+    """Read engine.yaml; pydantic's ValidationError names the offending key."""
+    data = yaml.safe_load(path.read_text()) or {}
+    return EngineConfig.model_validate(data)
+
+
+def dump_config(config: EngineConfig) -> str:
+    """Render the YAML `load_config` reads back (used by the operator's ConfigMap builder)."""
+    data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=True)

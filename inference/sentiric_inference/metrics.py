@@ -1,0 +1,93 @@
+"""Prometheus metrics of one inference process (names are a contract with dashboards, DESIGN §4).
+
+Each server gets its own registry so tests can run several in one process.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+PREFIX = "sentiric_llm"
+
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+
+
+class Metrics:
+    """Every metric the engine (scheduler side) and the serving layer (request side) update."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        # Request side (serving layer).
+        self.requests_total = Counter(
+            f"{PREFIX}_requests_total",
+            "Requests by API surface and outcome (stop, length, cancelled, context_full, "
+            "error, invalid, overloaded, unavailable).",
+            ["api", "outcome"],
+            registry=r,
+        )
+        self.time_to_first_token = Histogram(
+            f"{PREFIX}_time_to_first_token_seconds",
+            "Seconds from request arrival to its first streamed text.",
+            ["api"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            f"{PREFIX}_request_duration_seconds",
+            "Seconds from request arrival to its finish.",
+            ["api"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        # Engine side (scheduler thread).
+        self.prompt_tokens = Counter(
+            f"{PREFIX}_prompt_tokens", "Prompt tokens admitted (cached or evaluated).", registry=r
+        )
+        self.prompt_tokens_evaluated = Counter(
+            f"{PREFIX}_prompt_tokens_evaluated",
+            "Prompt tokens actually run through llama_decode (not reused from the KV cache).",
+            registry=r,
+        )
+        self.generated_tokens = Counter(
+            f"{PREFIX}_generated_tokens", "Tokens sampled for requests.", registry=r
+        )
+        self.prefix_cache_hits = Counter(
+            f"{PREFIX}_prefix_cache_hits",
+            "Requests whose prompt prefix was reused from the KV cache.",
+            registry=r,
+        )
+        self.prefix_cache_tokens = Counter(
+            f"{PREFIX}_prefix_cache_tokens",
+            "Prompt tokens reused from the KV cache instead of being evaluated.",
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            f"{PREFIX}_queue_depth", "Requests waiting for a free sequence.", registry=r
+        )
+        self.sequences_active = Gauge(
+            f"{PREFIX}_sequences_active", "Sequences prefilling or generating.", registry=r
+        )
+        self.sequences_max = Gauge(
+            f"{PREFIX}_sequences_max", "Parallel sequences the context holds.", registry=r
+        )
+        self.kv_cache_usage_ratio = Gauge(
+            f"{PREFIX}_kv_cache_usage_ratio", "Share of KV cache cells in use.", registry=r
+        )
+        self.batch_tokens = Histogram(
+            f"{PREFIX}_batch_tokens",
+            "Tokens in each llama_decode call.",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.decode_steps = Counter(
+            f"{PREFIX}_decode_steps", "llama_decode calls made by the scheduler.", registry=r
+        )
+        self.decode_errors = Counter(
+            f"{PREFIX}_decode_errors", "llama_decode calls that failed.", registry=r
+        )
+        self.model_ready = Gauge(
+            f"{PREFIX}_model_ready", "1 once the model is loaded and serving.", registry=r
+        )

@@ -1,0 +1,1 @@
+"""sentiric-llm operator: reconciles LLMProfile resources into inference Deployments."""
