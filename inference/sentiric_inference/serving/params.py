@@ -1,0 +1,95 @@
+"""Resolve a request's sampling parameters against the profile's defaults and limits."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from sentiric_inference.config import SamplingDefaults
+from sentiric_inference.engine.types import SamplingParams
+from sentiric_inference.errors import InvalidRequestError
+from sentiric_inference.serving.grammar import grammar_for
+from sentiric_inference.serving.types import RequestParams
+
+# OpenAI allows 4 stop sequences; llama.cpp has no hard limit, but every stop string is
+# matched against the held-back tail on every token, so keep the list short.
+MAX_STOP_SEQUENCES = 16
+MAX_STOP_LENGTH = 256
+# llama.cpp seeds are uint32; larger or negative client seeds are folded into that range.
+_SEED_MODULUS = 2**32
+
+
+def resolve_params(params: RequestParams, defaults: SamplingDefaults) -> SamplingParams:
+    """Validate what the client sent and fill the rest from the profile (maxTokens is a ceiling).
+
+    Raises InvalidRequestError naming the field as the client spelled it on the wire.
+    """
+    names = params.field_names
+
+    def fail(field: str, message: str) -> InvalidRequestError:
+        wire = names.get(field, field)
+        return InvalidRequestError(f"Invalid '{wire}': {message}", param=wire)
+
+    def number(
+        field: str, value: float | None, default: float, check: Callable[[float], bool], rule: str
+    ) -> float:
+        if value is None:
+            return default
+        if not math.isfinite(value) or not check(value):
+            raise fail(field, f"{value!r} is out of range; it must be {rule}.")
+        return float(value)
+
+    max_tokens = defaults.max_tokens
+    if params.max_tokens is not None:
+        if params.max_tokens < 1:
+            raise fail("max_tokens", f"{params.max_tokens} is below 1.")
+        if params.max_tokens > defaults.max_tokens:
+            raise fail(
+                "max_tokens",
+                f"{params.max_tokens} exceeds this model profile's limit of "
+                f"{defaults.max_tokens} tokens.",
+            )
+        max_tokens = params.max_tokens
+    top_k = defaults.top_k
+    if params.top_k is not None:
+        if params.top_k < 0:
+            raise fail("top_k", f"{params.top_k} is negative; use 0 to disable top-k.")
+        top_k = params.top_k
+    return SamplingParams(
+        temperature=number(
+            "temperature", params.temperature, defaults.temperature, lambda v: 0 <= v <= 2,
+            "between 0 and 2",
+        ),
+        top_p=number("top_p", params.top_p, defaults.top_p, lambda v: 0 < v <= 1, "in (0, 1]"),
+        top_k=top_k,
+        min_p=number("min_p", params.min_p, defaults.min_p, lambda v: 0 <= v <= 1, "in [0, 1]"),
+        repeat_penalty=number(
+            "repeat_penalty", params.repeat_penalty, defaults.repeat_penalty,
+            lambda v: 0 < v <= 10, "in (0, 10]",
+        ),
+        frequency_penalty=number(
+            "frequency_penalty", params.frequency_penalty, 0.0, lambda v: -2 <= v <= 2,
+            "between -2 and 2",
+        ),
+        presence_penalty=number(
+            "presence_penalty", params.presence_penalty, 0.0, lambda v: -2 <= v <= 2,
+            "between -2 and 2",
+        ),
+        seed=None if params.seed is None else params.seed % _SEED_MODULUS,
+        max_tokens=max_tokens,
+        stop=_check_stop(params.stop, fail),
+        grammar=grammar_for(params.response_format, names.get("response_format", "response_format")),
+    )
+
+
+def _check_stop(
+    stop: tuple[str, ...], fail: Callable[[str, str], InvalidRequestError]
+) -> tuple[str, ...]:
+    if len(stop) > MAX_STOP_SEQUENCES:
+        raise fail("stop", f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed.")
+    for item in stop:
+        if not item:
+            raise fail("stop", "a stop sequence must not be empty.")
+        if len(item) > MAX_STOP_LENGTH:
+            raise fail("stop", f"a stop sequence is limited to {MAX_STOP_LENGTH} characters.")
+    return stop

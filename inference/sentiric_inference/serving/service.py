@@ -1,0 +1,272 @@
+"""The serving layer: turn a protocol-neutral request into engine work and account for it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from sentiric_inference.config import EngineConfig
+from sentiric_inference.engine.types import (
+    Finished,
+    FinishReason,
+    GenerationEvent,
+    GenerationRequest,
+    SamplingParams,
+    TextDelta,
+)
+from sentiric_inference.errors import (
+    InvalidRequestError,
+    NotReadyError,
+    OverloadedError,
+    PromptTooLongError,
+    SentiricError,
+)
+from sentiric_inference.metrics import Metrics
+from sentiric_inference.serving.params import resolve_params
+from sentiric_inference.serving.prompting import ChatTemplate, build_messages
+from sentiric_inference.serving.types import ChatInput, RequestParams
+
+if TYPE_CHECKING:
+    from sentiric_inference.engine.engine import Engine, GenerationStream
+
+log = logging.getLogger(__name__)
+
+
+def refusal_outcome(exc: SentiricError) -> str:
+    """The requests_total outcome label for a request refused before it streamed."""
+    if isinstance(exc, OverloadedError):
+        return "overloaded"
+    if isinstance(exc, NotReadyError):
+        return "unavailable"
+    if isinstance(exc, InvalidRequestError):
+        return "invalid"
+    return "error"
+
+
+class Generation:
+    """One admitted request: an async iterator of TextDelta ... then exactly one Finished.
+
+    Records time_to_first_token, request_duration and requests_total{outcome=finish reason};
+    a generation abandoned before its Finished (client gone) counts as `cancelled`.
+    """
+
+    def __init__(
+        self,
+        stream: GenerationStream,
+        *,
+        api: str,
+        request_id: str,
+        prompt_tokens: int,
+        metrics: Metrics,
+        started: float,
+        serving: Serving,
+    ) -> None:
+        self.api = api
+        self.request_id = request_id
+        self.prompt_tokens = prompt_tokens
+        self.finished: Finished | None = None
+        self._stream = stream
+        self._events: AsyncIterator[GenerationEvent] = stream.__aiter__()
+        self._metrics = metrics
+        self._started = started
+        self._first_text = False
+        self._closed = False
+        self._serving = serving
+
+    def __aiter__(self) -> Generation:
+        return self
+
+    async def __anext__(self) -> GenerationEvent:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            event = await self._events.__anext__()
+        except StopAsyncIteration:
+            # The engine contract promises a Finished; if it ever breaks, fail loudly
+            # rather than leave the client waiting for a finish_reason.
+            self._close("error")
+            raise
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        if isinstance(event, TextDelta):
+            if not self._first_text and event.text:
+                self._first_text = True
+                self._metrics.time_to_first_token.labels(self.api).observe(
+                    time.perf_counter() - self._started
+                )
+        else:
+            self.finished = event
+            if event.reason is FinishReason.ERROR:
+                log.warning("request %s failed in the engine: %s", self.request_id, event.error)
+            self._close(event.reason.value)
+        return event
+
+    def cancel(self) -> None:
+        """Stop generating; the engine frees the sequence at its next step. Idempotent."""
+        if not self._closed:
+            self._stream.cancel()
+            self._close(FinishReason.CANCELLED.value)
+
+    async def aclose(self) -> None:
+        self.cancel()
+
+    def _close(self, outcome: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._metrics.requests_total.labels(self.api, outcome).inc()
+        self._metrics.request_duration.labels(self.api).observe(
+            time.perf_counter() - self._started
+        )
+        self._serving._forget(self)
+
+
+class Serving:
+    """Validates requests, renders prompts, submits them to the one engine (DESIGN §4)."""
+
+    def __init__(self, engine: Engine, config: EngineConfig, metrics: Metrics) -> None:
+        self.engine = engine
+        self.config = config
+        self.metrics = metrics
+        self._template: ChatTemplate | None = None
+        self._active: set[Generation] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        local = config.model.local_path()
+        self.model_name: str = config.model.alias or (
+            local.name.removesuffix(".gguf") if local is not None else "default"
+        )
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.engine.ready)
+
+    @property
+    def not_ready_reason(self) -> str:
+        return "" if self.ready else str(self.engine.not_ready_reason)
+
+    @property
+    def active(self) -> int:
+        """Generations admitted and not finished yet."""
+        return len(self._active)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no generation is in flight (graceful shutdown); False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def render_chat(self, chat: ChatInput) -> str:
+        """The prompt text for a chat, with the model's template (exposed for tests/tools)."""
+        template = self._chat_template()
+        return template.render(build_messages(chat, self.config.prompt))
+
+    def start_chat(
+        self, chat: ChatInput, params: RequestParams, *, api: str, request_id: str
+    ) -> Generation:
+        """Validate, render, tokenize and submit a chat; raises before anything streams."""
+        started = time.perf_counter()
+        names = params.field_names
+        try:
+            self._check_ready()
+            if not chat.user_prompt:
+                wire = names.get("user_prompt", "user_prompt")
+                raise InvalidRequestError(f"'{wire}' must not be empty.", param=wire)
+            sampling = resolve_params(params, self.config.sampling)
+            text = self.render_chat(chat)
+            template = self._chat_template()
+            # A template that writes BOS itself must not get a second one from the tokenizer.
+            add_special = not (template.bos_token and text.startswith(template.bos_token))
+            tokens = self.engine.tokenize(text, add_special=add_special, parse_special=True)
+            return self._submit(
+                tokens, sampling, api=api, request_id=request_id, started=started,
+                prompt_param=names.get("prompt", "messages"),
+                format_param=names.get("response_format", "response_format"),
+            )
+        except SentiricError as exc:
+            self.metrics.requests_total.labels(api, refusal_outcome(exc)).inc()
+            raise
+
+    def start_completion(
+        self, prompt: str, params: RequestParams, *, api: str, request_id: str
+    ) -> Generation:
+        """Like start_chat, for a raw prompt (no template; BOS added if the model wants it)."""
+        started = time.perf_counter()
+        names = params.field_names
+        try:
+            self._check_ready()
+            wire = names.get("prompt", "prompt")
+            if not prompt:
+                raise InvalidRequestError(f"'{wire}' must not be empty.", param=wire)
+            sampling = resolve_params(params, self.config.sampling)
+            tokens = self.engine.tokenize(prompt, add_special=True, parse_special=True)
+            return self._submit(
+                tokens, sampling, api=api, request_id=request_id, started=started,
+                prompt_param=wire,
+                format_param=names.get("response_format", "response_format"),
+            )
+        except SentiricError as exc:
+            self.metrics.requests_total.labels(api, refusal_outcome(exc)).inc()
+            raise
+
+    def _check_ready(self) -> None:
+        if not self.ready:
+            raise NotReadyError(f"The model is not ready: {self.not_ready_reason}")
+
+    def _chat_template(self) -> ChatTemplate:
+        info = self.engine.info
+        if self._template is None or self._template.source != (info.chat_template or ""):
+            self._template = ChatTemplate(
+                info.chat_template or None, bos_token=info.bos_token, eos_token=info.eos_token
+            )
+        return self._template
+
+    def _submit(
+        self,
+        tokens: list[int],
+        sampling: SamplingParams,
+        *,
+        api: str,
+        request_id: str,
+        started: float,
+        prompt_param: str,
+        format_param: str,
+    ) -> Generation:
+        limit = self.engine.info.context_size
+        if len(tokens) + 1 > limit:
+            raise PromptTooLongError(
+                f"The prompt is {len(tokens)} tokens; this model serves at most {limit} tokens "
+                f"per request (prompt plus output). Shorten '{prompt_param}'.",
+                param=prompt_param,
+            )
+        request = GenerationRequest(
+            prompt_tokens=tuple(tokens), params=sampling, request_id=request_id, api=api
+        )
+        try:
+            stream = self.engine.submit(request)
+        except PromptTooLongError as exc:
+            raise PromptTooLongError(exc.message, param=prompt_param) from exc
+        except OverloadedError:
+            raise
+        except InvalidRequestError as exc:
+            if exc.param == "response_format":
+                raise InvalidRequestError(exc.message, param=format_param) from exc
+            raise
+        generation = Generation(
+            stream, api=api, request_id=request_id, prompt_tokens=len(tokens),
+            metrics=self.metrics, started=started, serving=self,
+        )
+        self._active.add(generation)
+        self._idle.clear()
+        return generation
+
+    def _forget(self, generation: Generation) -> None:
+        self._active.discard(generation)
+        if not self._active:
+            self._idle.set()
