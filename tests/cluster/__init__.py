@@ -1,0 +1,1 @@
+"""Tests against a real local Kubernetes control plane (hack/cluster-up.sh, DESIGN §7)."""

@@ -1,0 +1,323 @@
+"""Fixtures for tests against the local kwok control plane: `cluster` (session) and `namespace`.
+
+The control plane is built from Go modules by hack/cluster-build.sh and run as local processes
+by hack/cluster-up.sh (DESIGN §7). Tests get a `Cluster` handle:
+
+    def test_something(cluster: Cluster, namespace: str) -> None:
+        cluster.kubectl("-n", namespace, "apply", "-f", "-", input=manifest)
+        apps = kubernetes.client.AppsV1Api(cluster.api_client())
+        cluster.wait_for(lambda: ..., timeout=30, message="deployment ready")
+
+Set SENTIRIC_KUBECONFIG to the kubeconfig of an already running cluster (hack/cluster-up.sh
+prints it) to skip the start-up and teardown while iterating locally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import pytest
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HACK = REPO_ROOT / "hack"
+CLUSTER_TESTS = Path(__file__).resolve().parent
+SERVICEMONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+
+# A cold build compiles Kubernetes from source (tens of minutes on 2 cores); bound it anyway.
+BUILD_TIMEOUT_S = 90 * 60
+UP_TIMEOUT_S = 240
+DOWN_TIMEOUT_S = 120
+
+T = TypeVar("T")
+
+_build_result: pytest.StashKey[Path | BaseException] = pytest.StashKey()
+
+
+def wait_for(
+    predicate: Callable[[], T | None],
+    timeout: float = 60,
+    interval: float = 0.5,
+    message: str = "condition",
+) -> T:
+    """Poll `predicate` until it returns a truthy value (returned) or `timeout` seconds pass.
+
+    Exceptions raised by the predicate count as "not yet" (the API may not know a kind right
+    after its CRD is created); the last one is chained to the TimeoutError for diagnosis.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            value = predicate()
+        except Exception as exc:
+            last_error = exc
+        else:
+            if value:
+                return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"timed out after {timeout:.0f}s ({attempts} attempts) waiting for {message}"
+            ) from last_error
+        time.sleep(interval)
+
+
+@dataclass
+class Cluster:
+    """A running local control plane and the tools built for it."""
+
+    name: str
+    kubeconfig: Path
+    bin_dir: Path
+    # Helm keeps caches and repositories here, never in the user's home.
+    helm_home: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sentiric-helm-")))
+
+    @property
+    def servicemonitor_crd_path(self) -> Path:
+        """The ServiceMonitor CRD manifest copied from the prometheus-operator module."""
+        return self.bin_dir.parent / "crds" / "monitoring.coreos.com_servicemonitors.yaml"
+
+    def env(self) -> dict[str, str]:
+        """Environment for child processes: our binaries first on PATH, our kubeconfig."""
+        env = dict(os.environ)
+        env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        env["HELM_CACHE_HOME"] = str(self.helm_home / "cache")
+        env["HELM_CONFIG_HOME"] = str(self.helm_home / "config")
+        env["HELM_DATA_HOME"] = str(self.helm_home / "data")
+        return env
+
+    def _run(
+        self, argv: list[str], input: str | None, check: bool, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            argv,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{Path(argv[0]).name} {' '.join(argv[1:])} exited "
+                f"{proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        return proc
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the built kubectl against this cluster; raise with its output when `check` fails."""
+        argv = [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
+        return self._run(argv, input, check, timeout)
+
+    def helm(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the built helm against this cluster; raise with its output when `check` fails."""
+        argv = [str(self.bin_dir / "helm"), "--kubeconfig", str(self.kubeconfig), *args]
+        return self._run(argv, input, check, timeout)
+
+    def api_client(self) -> ApiClient:
+        """A new official-client ApiClient for this cluster (close it, or use it in `with`)."""
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def wait_for(
+        self,
+        predicate: Callable[[], T | None],
+        timeout: float = 60,
+        interval: float = 0.5,
+        message: str = "condition",
+    ) -> T:
+        """Bounded polling; see the module-level `wait_for`."""
+        return wait_for(predicate, timeout=timeout, interval=interval, message=message)
+
+    def install_servicemonitor_crd(self) -> None:
+        """Create the ServiceMonitor CRD (idempotent) and wait until the API serves it."""
+        self.kubectl("apply", "--server-side", "-f", str(self.servicemonitor_crd_path))
+        self.kubectl(
+            "wait", "--for=condition=Established", f"crd/{SERVICEMONITOR_CRD}", "--timeout=60s",
+            timeout=90,
+        )
+        self.wait_for(
+            lambda: self.kubectl("get", "servicemonitors", "-A", check=False).returncode == 0,
+            timeout=30,
+            message="the servicemonitors resource to be served",
+        )
+
+    def remove_servicemonitor_crd(self) -> None:
+        """Delete the ServiceMonitor CRD (idempotent) and wait until it is gone."""
+        self.kubectl(
+            "delete", "crd", SERVICEMONITOR_CRD, "--ignore-not-found", "--wait=true",
+            "--timeout=60s", timeout=90,
+        )
+
+    def pids(self) -> list[int]:
+        """Pids of this cluster's component processes, from kwokctl's pid files."""
+        pids: list[int] = []
+        for pid_file in sorted((cluster_workdir(self.name) / "pids").glob("*.pid")):
+            with contextlib.suppress(ValueError, OSError):
+                pids.append(int(pid_file.read_text().strip()))
+        return pids
+
+
+def cache_root() -> Path:
+    """The cache the hack/cluster scripts use (binaries, kwok work dir): outside the repo."""
+    default = Path(os.environ.get("HOME", "/tmp")) / ".cache" / "sentiric-llm"
+    return Path(os.environ.get("SENTIRIC_CACHE", str(default)))
+
+
+def cluster_workdir(name: str) -> Path:
+    """kwokctl's directory for cluster `name` (pid files, logs, kubeconfig, certificates)."""
+    return cache_root() / "kwok" / "clusters" / name
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise RuntimeError("script printed nothing on stdout")
+    return lines[-1].strip()
+
+
+def build_binaries() -> Path:
+    """Run hack/cluster-build.sh (a no-op when the cache is complete) and return the bin dir."""
+    proc = subprocess.run(
+        ["bash", str(HACK / "cluster-build.sh")],
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"hack/cluster-build.sh exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return Path(_last_line(proc.stdout))
+
+
+def _is_cluster_item(item: pytest.Item) -> bool:
+    return CLUSTER_TESTS in Path(str(item.path)).resolve().parents
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_cluster_item(item):
+            item.add_marker(pytest.mark.cluster)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # The build runs here, outside any test, so a cold build (many minutes) is not cut short by
+    # the per-test timeout; a failure is reported by the `cluster` fixture of each test.
+    if session.config.option.collectonly or not any(map(_is_cluster_item, session.items)):
+        return
+    try:
+        session.config.stash[_build_result] = build_binaries()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        session.config.stash[_build_result] = exc
+
+
+def _stop_pids(pids: list[int], marker: str) -> None:
+    """Backstop after cluster-down: end any recorded process still running (checked by cmdline)."""
+    alive = [pid for pid in pids if _cmdline_has(pid, marker)]
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while alive and time.monotonic() < deadline:
+            alive = [pid for pid in alive if _cmdline_has(pid, marker)]
+            time.sleep(0.2)
+        if not alive:
+            return
+
+
+def _cmdline_has(pid: int, marker: str) -> bool:
+    # A pid may be reused once the process exits: only touch one whose command line still names
+    # this cluster's work dir.
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return marker in cmdline
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """The local control plane: started for this session (and torn down), or reused."""
+    built = request.config.stash.get(_build_result, None)
+    if built is None:
+        built = build_binaries()
+    if isinstance(built, BaseException):
+        raise RuntimeError("building the local cluster failed") from built
+    bin_dir = built
+
+    reuse = os.environ.get("SENTIRIC_KUBECONFIG")
+    if reuse:
+        yield Cluster(name="external", kubeconfig=Path(reuse), bin_dir=bin_dir)
+        return
+
+    name = f"sentiric-test-{os.getpid()}"
+    workdir = cluster_workdir(name)
+    pids: list[int] = []
+    try:
+        proc = subprocess.run(
+            ["bash", str(HACK / "cluster-up.sh"), name],
+            capture_output=True,
+            text=True,
+            timeout=UP_TIMEOUT_S,
+            check=False,
+        )
+        handle = Cluster(name=name, kubeconfig=workdir / "kubeconfig.yaml", bin_dir=bin_dir)
+        pids = handle.pids()
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"hack/cluster-up.sh {name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
+        handle.kubeconfig = Path(_last_line(proc.stdout))
+        yield handle
+    finally:
+        pids = sorted(set(pids) | set(Cluster(name, workdir, bin_dir).pids()))
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(
+                ["bash", str(HACK / "cluster-down.sh"), name],
+                capture_output=True,
+                timeout=DOWN_TIMEOUT_S,
+                check=False,
+            )
+        _stop_pids(pids, str(workdir))
+
+
+def _namespace_name(test_name: str) -> str:
+    # DNS-1123 label: lower-case alphanumerics and '-', at most 63 characters.
+    stem = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")[:40].rstrip("-")
+    return f"t-{stem}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, uniquely named namespace for one test; deleted (without waiting) afterwards."""
+    name = _namespace_name(request.node.name)
+    cluster.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
