@@ -1,0 +1,85 @@
+"""Drive GenerateStream at a fixed concurrency and collect one Sample per request."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Final
+
+import grpc
+
+from sentiric_inference.client.clients import AsyncLlamaClient
+from sentiric_inference.client.measuring import LoadReport, Sample
+from sentiric_inference.client.tls import TLSOptions
+from sentiric_inference.client.types import Finish, GenerationOptions, TextChunk
+
+OK: Final = "OK"
+
+
+async def measure_one(
+    client: AsyncLlamaClient,
+    prompt: str,
+    options: GenerationOptions,
+    *,
+    timeout: float | None = None,
+    trace_id: str | None = None,
+) -> Sample:
+    """One streamed request; a failed call becomes a Sample with its status code name."""
+    started = time.perf_counter()
+    first: float | None = None
+    try:
+        async for event in client.stream(
+            prompt, options=options, timeout=timeout, trace_id=trace_id
+        ):
+            if isinstance(event, TextChunk):
+                if first is None:
+                    first = time.perf_counter() - started
+            elif isinstance(event, Finish):
+                return Sample(
+                    status=OK,
+                    finish_reason=event.reason,
+                    time_to_first_token=first,
+                    duration=time.perf_counter() - started,
+                    completion_tokens=event.completion_tokens,
+                )
+    except grpc.aio.AioRpcError as exc:
+        return Sample(status=exc.code().name, duration=time.perf_counter() - started)
+    return Sample(status="NO_FINISH_DETAILS", duration=time.perf_counter() - started)
+
+
+async def run_load(
+    target: str,
+    prompt: str,
+    options: GenerationOptions,
+    *,
+    concurrent: int,
+    requests: int,
+    tls: TLSOptions | None = None,
+    timeout: float | None = None,
+    on_done: Callable[[Sample], None] | None = None,
+) -> LoadReport:
+    """`requests` calls over one channel, at most `concurrent` in flight at any time."""
+    if concurrent < 1 or requests < 1:
+        raise ValueError("concurrent and requests must both be at least 1")
+    remaining = iter(range(requests))
+    samples: list[Sample] = []
+
+    async def worker(client: AsyncLlamaClient) -> None:
+        # Each worker takes the next request number until none are left, so exactly
+        # `concurrent` streams run until the tail of the run.
+        for number in remaining:
+            sample = await measure_one(
+                client, prompt, options, timeout=timeout, trace_id=f"bench-{number}"
+            )
+            samples.append(sample)
+            if on_done is not None:
+                on_done(sample)
+
+    async with AsyncLlamaClient(target, tls=tls) as client:
+        started = time.perf_counter()
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrent, requests)):
+                group.create_task(worker(client))
+        wall = time.perf_counter() - started
+    return LoadReport(concurrent=concurrent, samples=tuple(samples), wall_time=wall)

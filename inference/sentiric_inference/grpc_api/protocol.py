@@ -1,0 +1,157 @@
+"""Translate LlamaService wire messages into the serving layer's protocol-neutral requests."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Final, cast
+
+from google.protobuf.json_format import MessageToDict
+
+from sentiric_inference.errors import InvalidRequestError
+from sentiric_inference.grpc_api.gen import llama_pb2
+from sentiric_inference.serving.types import (
+    ChatInput,
+    ChatTurn,
+    RequestParams,
+    ResponseFormat,
+    Role,
+)
+
+ENGINE_PARAMS: Final = "engine_specific_params"
+
+# RequestParams field -> the name a gRPC client sent, so errors from the serving layer name
+# the field as it appears in llama.proto.
+FIELD_NAMES: Final[dict[str, str]] = {
+    "user_prompt": "user_prompt",
+    # A prompt too long for the context is reported against the question itself.
+    "prompt": "user_prompt",
+    "max_tokens": "max_new_tokens",
+    "temperature": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "repeat_penalty": "repetition_penalty",
+    "stop": "stop_sequences",
+    "seed": "seed",
+    "min_p": f"{ENGINE_PARAMS}.min_p",
+    "frequency_penalty": f"{ENGINE_PARAMS}.frequency_penalty",
+    "presence_penalty": f"{ENGINE_PARAMS}.presence_penalty",
+    "response_format": f"{ENGINE_PARAMS}.response_format",
+}
+
+# engine_specific_params keys that map onto a RequestParams number field.
+_NUMERIC_ENGINE_KEYS: Final = ("min_p", "frequency_penalty", "presence_penalty")
+KNOWN_ENGINE_KEYS: Final = (*_NUMERIC_ENGINE_KEYS, "response_format")
+_ROLES: Final[tuple[Role, ...]] = ("system", "user", "assistant", "tool")
+_FORMAT_TYPES: Final = ("text", "json_object", "json_schema")
+
+
+def _invalid(param: str, message: str) -> InvalidRequestError:
+    return InvalidRequestError(f"Invalid '{param}': {message}", param=param)
+
+
+def to_chat_input(request: llama_pb2.GenerateStreamRequest) -> ChatInput:
+    """The prompt parts of a request; raises InvalidRequestError naming the bad field."""
+    if not request.user_prompt.strip():
+        raise _invalid("user_prompt", "must not be empty.")
+    if request.HasField("lora_adapter_id") and request.lora_adapter_id:
+        raise _invalid(
+            "lora_adapter_id",
+            f"{request.lora_adapter_id!r} cannot be served: this server loads no LoRA adapters.",
+        )
+    history: list[ChatTurn] = []
+    for index, turn in enumerate(request.history):
+        role = turn.role.strip().lower()
+        if role not in _ROLES:
+            raise _invalid(
+                f"history[{index}].role",
+                f"{turn.role!r} is not one of {', '.join(_ROLES)}.",
+            )
+        history.append(ChatTurn(role=cast(Role, role), content=turn.content))
+    rag_context = request.rag_context if request.HasField("rag_context") else None
+    return ChatInput(
+        user_prompt=request.user_prompt,
+        system_prompt=request.system_prompt or None,
+        history=tuple(history),
+        rag_context=rag_context or None,
+    )
+
+
+def to_request_params(request: llama_pb2.GenerateStreamRequest) -> RequestParams:
+    """The sampling parameters a request set (None = the profile's default).
+
+    Ranges are checked by the serving layer, which names fields through FIELD_NAMES;
+    here only what the serving layer cannot see is checked: unknown or mistyped
+    engine_specific_params keys.
+    """
+    if not request.HasField("params"):
+        return RequestParams(field_names=dict(FIELD_NAMES))
+    params = request.params
+    extra = _engine_params(params)
+    numbers: dict[str, float | None] = {}
+    for key in _NUMERIC_ENGINE_KEYS:
+        numbers[key] = _number(extra, key)
+    return RequestParams(
+        max_tokens=params.max_new_tokens if params.HasField("max_new_tokens") else None,
+        temperature=params.temperature if params.HasField("temperature") else None,
+        top_p=params.top_p if params.HasField("top_p") else None,
+        top_k=params.top_k if params.HasField("top_k") else None,
+        repeat_penalty=(
+            params.repetition_penalty if params.HasField("repetition_penalty") else None
+        ),
+        seed=params.seed if params.HasField("seed") else None,
+        stop=tuple(params.stop_sequences),
+        min_p=numbers["min_p"],
+        frequency_penalty=numbers["frequency_penalty"],
+        presence_penalty=numbers["presence_penalty"],
+        response_format=_response_format(extra.get("response_format")),
+        field_names=dict(FIELD_NAMES),
+    )
+
+
+def _engine_params(params: llama_pb2.GenerationParams) -> dict[str, Any]:
+    if not params.HasField(ENGINE_PARAMS):
+        return {}
+    values: dict[str, Any] = MessageToDict(params.engine_specific_params)
+    unknown = sorted(set(values) - set(KNOWN_ENGINE_KEYS))
+    if unknown:
+        names = ", ".join(repr(key) for key in unknown)
+        raise _invalid(
+            ENGINE_PARAMS,
+            f"unknown key(s) {names}; supported keys are {', '.join(KNOWN_ENGINE_KEYS)}.",
+        )
+    return values
+
+
+def _number(values: Mapping[str, Any], key: str) -> float | None:
+    if key not in values or values[key] is None:
+        return None
+    value = values[key]
+    # bool is an int subclass, and Struct has a separate bool kind: refuse it explicitly.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _invalid(f"{ENGINE_PARAMS}.{key}", f"{value!r} is not a number.")
+    return float(value)
+
+
+def _response_format(value: Any) -> ResponseFormat:
+    """OpenAI's response_format shape: {"type": ..., "json_schema": {"schema": {...}}}."""
+    param = f"{ENGINE_PARAMS}.response_format"
+    if value is None:
+        return ResponseFormat()
+    if not isinstance(value, dict):
+        raise _invalid(param, 'must be an object such as {"type": "json_object"}.')
+    unknown = sorted(set(value) - {"type", "json_schema"})
+    if unknown:
+        raise _invalid(param, f"unknown key(s) {', '.join(repr(k) for k in unknown)}.")
+    kind = value.get("type")
+    if kind not in _FORMAT_TYPES:
+        raise _invalid(f"{param}.type", f"{kind!r} is not one of {', '.join(_FORMAT_TYPES)}.")
+    if kind != "json_schema":
+        return ResponseFormat(type=kind)
+    wrapper = value.get("json_schema")
+    if not isinstance(wrapper, dict) or not isinstance(wrapper.get("schema"), dict):
+        raise _invalid(
+            f"{param}.json_schema",
+            'must be an object with a "schema" object, as in OpenAI\'s response_format.',
+        )
+    return ResponseFormat(type="json_schema", json_schema=wrapper["schema"])

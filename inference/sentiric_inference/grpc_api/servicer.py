@@ -1,0 +1,125 @@
+"""LlamaService.GenerateStream: a thin adapter from gRPC onto the serving layer."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Final
+
+import grpc
+
+from sentiric_inference.engine.types import Finished, TextDelta
+from sentiric_inference.errors import InvalidRequestError, SentiricError
+from sentiric_inference.grpc_api.gen import llama_pb2, llama_pb2_grpc
+from sentiric_inference.grpc_api.protocol import to_chat_input, to_request_params
+from sentiric_inference.grpc_api.statuses import status_for
+from sentiric_inference.logging_setup import request_context
+
+if TYPE_CHECKING:
+    from sentiric_inference.metrics import Metrics
+    from sentiric_inference.serving.service import Serving
+
+logger = logging.getLogger(__name__)
+
+API: Final = "grpc"
+TRACE_ID_METADATA: Final = "x-trace-id"
+# Longer client-supplied ids are cut so a hostile header cannot bloat every log line.
+_MAX_TRACE_ID = 128
+
+Response = llama_pb2.GenerateStreamResponse
+
+
+def trace_id_of(context: grpc.aio.ServicerContext[object, object]) -> str | None:
+    """The caller's x-trace-id metadata value, if any."""
+    for key, value in context.invocation_metadata() or ():
+        if key == TRACE_ID_METADATA:
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            return text[:_MAX_TRACE_ID] or None
+    return None
+
+
+class LlamaServicer(llama_pb2_grpc.LlamaServiceServicer):
+    """Streams a generation's text as UTF-8 bytes, then exactly one FinishDetails."""
+
+    def __init__(self, serving: Serving, metrics: Metrics) -> None:
+        self._serving = serving
+        self._metrics = metrics
+
+    async def GenerateStream(  # noqa: N802 - the name is fixed by llama.proto
+        self,
+        request: llama_pb2.GenerateStreamRequest,
+        context: grpc.aio.ServicerContext[
+            llama_pb2.GenerateStreamRequest, llama_pb2.GenerateStreamResponse
+        ],
+    ) -> AsyncIterator[llama_pb2.GenerateStreamResponse]:
+        request_id = f"grpc-{uuid.uuid4().hex[:20]}"
+        trace_id = trace_id_of(context)
+        with request_context(request_id=request_id, trace_id=trace_id):
+            started = time.monotonic()
+            try:
+                chat = to_chat_input(request)
+                params = to_request_params(request)
+            except InvalidRequestError as exc:
+                # Refused before the serving layer saw it, so it is counted here.
+                self._metrics.requests_total.labels(api=API, outcome="invalid").inc()
+                await self._abort(context, exc)
+                return
+            try:
+                generation = self._serving.start_chat(
+                    chat, params, api=API, request_id=request_id
+                )
+            except SentiricError as exc:
+                await self._abort(context, exc)
+                return
+            logger.info("GenerateStream started", extra={"api": API})
+            finished: Finished | None = None
+            try:
+                async for event in generation:
+                    if isinstance(event, TextDelta):
+                        if event.text:
+                            yield Response(token=event.text.encode("utf-8"))
+                        continue
+                    finished = event
+                    yield Response(finish_details=_finish_details(event))
+                    break
+            finally:
+                if finished is None:
+                    # Client cancel, deadline or a failed write: free the sequence now,
+                    # not when the engine would have finished on its own.
+                    generation.cancel()
+                logger.info(
+                    "GenerateStream finished",
+                    extra={
+                        "finish_reason": finished.reason.value if finished else "cancelled",
+                        "prompt_tokens": finished.prompt_tokens if finished else None,
+                        "completion_tokens": finished.completion_tokens if finished else None,
+                        "duration_s": round(time.monotonic() - started, 4),
+                    },
+                )
+
+    async def _abort(
+        self,
+        context: grpc.aio.ServicerContext[
+            llama_pb2.GenerateStreamRequest, llama_pb2.GenerateStreamResponse
+        ],
+        error: SentiricError,
+    ) -> None:
+        status = status_for(error)
+        logger.info(
+            "GenerateStream refused: %s",
+            status.details,
+            extra={"grpc_code": status.code.name, "outcome": status.outcome},
+        )
+        if status.trailing_metadata:
+            context.set_trailing_metadata(status.trailing_metadata)
+        await context.abort(status.code, status.details)
+
+
+def _finish_details(event: Finished) -> llama_pb2.FinishDetails:
+    return llama_pb2.FinishDetails(
+        finish_reason=event.reason.value,
+        prompt_tokens=event.prompt_tokens,
+        completion_tokens=event.completion_tokens,
+    )
