@@ -35,6 +35,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def model_name_for(config: EngineConfig) -> str:
+    """The name /v1/models reports: the profile's alias, else the GGUF file name."""
+    if config.model.alias:
+        return config.model.alias
+    local = config.model.local_path()
+    return local.name.removesuffix(".gguf") if local is not None else "default"
+
+
 def refusal_outcome(exc: SentiricError) -> str:
     """The requests_total outcome label for a request refused before it streamed."""
     if isinstance(exc, OverloadedError):
@@ -136,10 +144,7 @@ class Serving:
         self._active: set[Generation] = set()
         self._idle = asyncio.Event()
         self._idle.set()
-        local = config.model.local_path()
-        self.model_name: str = config.model.alias or (
-            local.name.removesuffix(".gguf") if local is not None else "default"
-        )
+        self.model_name: str = model_name_for(config)
 
     @property
     def ready(self) -> bool:

@@ -1,0 +1,164 @@
+"""One asyncio process: HTTP (uvicorn) and gRPC (grpc.aio) over one Engine and Serving.
+
+/health and /ready answer from the first second; the model loads in a thread meanwhile.
+SIGTERM (Kubernetes) or SIGINT stops accepting new work, lets in-flight streams finish
+within the grace period, then closes the engine (which ends whatever is left).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from sentiric_inference.config import EngineConfig
+from sentiric_inference.metrics import Metrics
+from sentiric_inference.serving.service import Serving, model_name_for
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHUTDOWN_GRACE_S = 25.0
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the process listens, for the start-up banner."""
+
+    http_url: str
+    grpc_target: str
+    metrics_url: str
+    model_name: str
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the app owns SIGTERM for both servers."""
+
+    def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+        return
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # uvicorn >= 0.29
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    # Binding here (not inside uvicorn) turns "address in use" into a clear error instead
+    # of uvicorn calling sys.exit from inside a task.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen for HTTP on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+async def serve(
+    config: EngineConfig,
+    model_path: Path,
+    *,
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S,
+    on_listening: Callable[[Endpoints], None] | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code (1 if the model fails to load)."""
+    from sentiric_inference.engine.engine import Engine
+    from sentiric_inference.grpc_api.server import create_grpc_server
+    from sentiric_inference.http.app import create_app
+
+    settings = config.server
+    metrics = Metrics()
+    engine = Engine(model_path, config.engine, metrics, model_name=model_name_for(config))
+    serving = Serving(engine, config, metrics)
+    http_socket = _bind(settings.host, settings.http_port)
+    grpc_server = create_grpc_server(serving, config, metrics)
+    http_server = _Uvicorn(
+        uvicorn.Config(
+            create_app(serving, metrics),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=max(1, int(shutdown_grace)),
+            timeout_keep_alive=30,
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    exit_code = 0
+    await grpc_server.start()
+    http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]), name="http")
+    load_task = asyncio.create_task(engine.start(), name="model-load")
+    stop_task = asyncio.create_task(stop.wait(), name="stop-signal")
+    host = _display_host(settings.host)
+    if on_listening is not None:
+        on_listening(Endpoints(
+            http_url=f"http://{host}:{settings.http_port}",
+            grpc_target=f"{host}:{grpc_server.port}",
+            metrics_url=f"http://{host}:{settings.http_port}/metrics",
+            model_name=serving.model_name,
+        ))
+    log.info("loading model %s", model_path)
+    try:
+        pending: set[asyncio.Task[object]] = {load_task, http_task, stop_task}  # type: ignore[arg-type]
+        while True:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if load_task in done:
+                if load_task.exception() is not None:
+                    log.error("model failed to load: %s", load_task.exception())
+                    exit_code = 1
+                    break
+                log.info("model %s ready", serving.model_name)
+                continue
+            if http_task in done:
+                log.error("the HTTP server stopped unexpectedly: %s", http_task.exception())
+                exit_code = 1
+            break
+    finally:
+        log.info("shutting down: grace period %.0fs", shutdown_grace)
+        stop_task.cancel()
+        await _shut_down(http_server, http_task, grpc_server, serving, shutdown_grace)
+        if not load_task.done():
+            load_task.cancel()
+            with contextlib.suppress(BaseException):
+                await load_task
+        engine.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        log.info("stopped")
+    return exit_code
+
+
+async def _shut_down(
+    http_server: uvicorn.Server,
+    http_task: asyncio.Task[None],
+    grpc_server: object,
+    serving: Serving,
+    grace: float,
+) -> None:
+    """Stop accepting on both surfaces at once; in-flight streams get `grace` seconds."""
+    http_server.should_exit = True
+    stop_grpc = asyncio.create_task(grpc_server.stop(grace))  # type: ignore[attr-defined]
+    drained = await serving.wait_idle(grace)
+    if not drained:
+        log.warning("%d request(s) still running after %.0fs; cancelling them", serving.active, grace)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asyncio.shield(http_task), timeout=grace + 5)
+    with contextlib.suppress(Exception):
+        await stop_grpc

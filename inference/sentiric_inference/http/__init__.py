@@ -1,0 +1,1 @@
+"""The OpenAI-compatible HTTP API (FastAPI): thin routes over the serving layer."""

@@ -1,0 +1,27 @@
+"""The FastAPI application: routes, the one error mapping, request-id middleware."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from sentiric_inference import __version__
+from sentiric_inference.http.errors import install_error_handlers
+from sentiric_inference.http.middleware import RequestIdMiddleware
+from sentiric_inference.http.routes import router
+
+if TYPE_CHECKING:
+    from sentiric_inference.metrics import Metrics
+    from sentiric_inference.serving.service import Serving
+
+
+def create_app(serving: Serving, metrics: Metrics) -> FastAPI:
+    """An ASGI app over one Serving; OpenAPI docs stay at /docs for humans."""
+    app = FastAPI(title="sentiric-llm", version=__version__)
+    app.state.serving = serving
+    app.state.metrics = metrics
+    app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,168 @@
+"""Every HTTP error leaves in OpenAI's shape `{"error": {message, type, param, code}}`, from here.
+
+    InvalidRequestError / malformed JSON / wrong types -> 400 invalid_request_error
+    PromptTooLongError                                  -> 400 (code context_length_exceeded)
+    ApiError (unknown model, ...)                       -> its own status
+    unknown route / method                              -> 404 / 405
+    OverloadedError                                     -> 429 rate_limit_error + Retry-After
+    NotReadyError                                       -> 503 unavailable_error
+    EngineFailure / anything unexpected                 -> 500 server_error (logged)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sentiric_inference.errors import (
+    InvalidRequestError,
+    NotReadyError,
+    OverloadedError,
+    PromptTooLongError,
+    SentiricError,
+)
+from sentiric_inference.protocol.responses import ErrorBody, ErrorResponse
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An HTTP-only refusal that has no counterpart in the serving layer (e.g. unknown model)."""
+
+    def __init__(
+        self, status: int, message: str, *, type: str, param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = ErrorBody(message=message, type=type, param=param, code=code)
+
+
+def error_body(exc: SentiricError) -> tuple[int, ErrorBody, dict[str, str]]:
+    """Status, OpenAI error body and extra headers for a serving-layer error."""
+    if isinstance(exc, PromptTooLongError):
+        return 400, ErrorBody(
+            message=exc.message, type="invalid_request_error", param=exc.param,
+            code="context_length_exceeded",
+        ), {}
+    if isinstance(exc, InvalidRequestError):
+        return 400, ErrorBody(
+            message=exc.message, type="invalid_request_error", param=exc.param,
+            code="invalid_value",
+        ), {}
+    if isinstance(exc, OverloadedError):
+        retry = str(max(1, math.ceil(exc.retry_after)))
+        return 429, ErrorBody(
+            message=exc.message, type="rate_limit_error", param=None, code="overloaded"
+        ), {"Retry-After": retry}
+    if isinstance(exc, NotReadyError):
+        return 503, ErrorBody(
+            message=exc.message, type="unavailable_error", param=None, code="model_not_ready"
+        ), {"Retry-After": "5"}
+    return 500, ErrorBody(message=exc.message, type="server_error", code="engine_error"), {}
+
+
+def error_response(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        ErrorResponse(error=body).model_dump(mode="json"), status_code=status, headers=headers
+    )
+
+
+# pydantic puts the union member it tried into an error's location ("stop", "list[str]");
+# those are not fields the client wrote, so they are dropped from `param`.
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "null"})
+
+
+def location_param(loc: Sequence[int | str]) -> str | None:
+    """`("body", "messages", 0, "role")` -> `messages[0].role`."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in part or part in _UNION_TAGS or part.startswith("function-"):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or None
+
+
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
+    errors: list[dict[str, Any]] = list(exc.errors())
+    if not errors:
+        return error_response(400, ErrorBody(message="Invalid request.", type="invalid_request_error"))
+    first = errors[0]
+    kind = str(first.get("type", ""))
+    loc = tuple(first.get("loc", ()))
+    if kind == "json_invalid":
+        detail = first.get("ctx", {}).get("error", first.get("msg", ""))
+        return error_response(400, ErrorBody(
+            message=f"The request body is not valid JSON: {detail}",
+            type="invalid_request_error", code="invalid_json",
+        ))
+    param = location_param(loc)
+    if kind == "extra_forbidden":
+        message = f"Unrecognized request argument supplied: {param}"
+        code = "unknown_parameter"
+    elif kind == "missing":
+        message = f"Missing required parameter: '{param}'." if param else "The request body is missing."
+        code = "missing_required_parameter"
+    else:
+        got = json.dumps(first.get("input"), default=str)
+        if len(got) > 80:
+            got = got[:77] + "..."
+        where = f"'{param}'" if param else "The request body"
+        message = f"Invalid value for {where}: {first.get('msg', 'invalid')} (got {got})."
+        code = "invalid_type" if kind.endswith("_type") or kind.endswith("_parsing") else "invalid_value"
+    if len(errors) > 1:
+        message += f" ({len(errors) - 1} more problem(s) in the request.)"
+    return error_response(400, ErrorBody(
+        message=message, type="invalid_request_error", param=param, code=code,
+    ))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the one mapping from exceptions to OpenAI error responses."""
+
+    async def on_sentiric(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, SentiricError)
+        status, body, headers = error_body(exc)
+        if status >= 500:
+            log.error("request failed: %s", exc.message)
+        return error_response(status, body, headers)
+
+    async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.body)
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _validation_response(exc)
+
+    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        kind = {404: "not_found_error", 405: "invalid_request_error"}.get(
+            exc.status_code, "invalid_request_error" if exc.status_code < 500 else "server_error"
+        )
+        return error_response(
+            exc.status_code, ErrorBody(message=str(exc.detail), type=kind), dict(exc.headers or {})
+        )
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error while serving a request", exc_info=exc)
+        return error_response(
+            500, ErrorBody(message="Internal server error.", type="server_error", code="internal")
+        )
+
+    app.add_exception_handler(SentiricError, on_sentiric)
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

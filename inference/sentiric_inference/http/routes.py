@@ -1,0 +1,163 @@
+"""Thin HTTP routes: parse, hand to the serving layer, choose JSON or SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from sentiric_inference.errors import InvalidRequestError
+from sentiric_inference.http.errors import ApiError
+from sentiric_inference.http.streaming import Kind, collect, stream_sse
+from sentiric_inference.protocol.convert import chat_request, completion_request
+from sentiric_inference.protocol.requests import ChatCompletionRequest, CompletionRequest
+from sentiric_inference.protocol.responses import ModelCard, ModelList
+from sentiric_inference.serving.service import Generation
+
+if TYPE_CHECKING:
+    from sentiric_inference.metrics import Metrics
+    from sentiric_inference.serving.service import Serving
+
+router = APIRouter()
+API_CHAT = "http_chat"
+API_COMPLETION = "http_completion"
+_STARTED = int(time.time())
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _serving(request: Request) -> Serving:
+    serving: Serving = request.app.state.serving
+    return serving
+
+
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(request: Request) -> JSONResponse:
+    """Readiness: 200 only when a request can be served now."""
+    serving = _serving(request)
+    if serving.ready:
+        return JSONResponse({"status": "ready", "model": serving.model_name})
+    return JSONResponse(
+        {"status": "not_ready", "reason": serving.not_ready_reason}, status_code=503
+    )
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(_metrics(request).registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> ModelList:
+    serving = _serving(request)
+    card = ModelCard(
+        id=serving.model_name, created=_STARTED, ready=serving.ready,
+        max_tokens=serving.config.sampling.max_tokens,
+        context_length=serving.config.engine.context_size,
+    )
+    return ModelList(data=[card])
+
+
+def _check_model(serving: Serving, model: str) -> None:
+    if model != serving.model_name:
+        raise ApiError(
+            404, f"The model '{model}' does not exist on this server; it serves "
+            f"'{serving.model_name}' (see GET /v1/models).",
+            type="not_found_error", param="model", code="model_not_found",
+        )
+
+
+async def _wait_or_disconnect(request: Request, work: asyncio.Task[object]) -> None:
+    """Await `work`, cancelling it if the client disconnects first."""
+
+    async def disconnected() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    if not work.done():
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+
+
+async def _respond(
+    request: Request, generation: Generation, *, kind: Kind, stream: bool, include_usage: bool
+) -> Response:
+    model = _serving(request).model_name
+    if stream:
+        return StreamingResponse(
+            stream_sse(generation, kind=kind, model=model, include_usage=include_usage),
+            media_type="text/event-stream",
+            headers=_SSE_HEADERS,
+        )
+    # Not streaming: nothing is sent until the end, so watch for a disconnect ourselves,
+    # otherwise an abandoned request would hold its sequence until max_tokens.
+    work: asyncio.Task[object] = asyncio.ensure_future(
+        collect(generation, kind=kind, model=model)
+    )
+    await _wait_or_disconnect(request, work)
+    if work.cancelled():
+        generation.cancel()
+        return Response(status_code=499)
+    body = work.result()
+    return JSONResponse(body.model_dump(mode="json"))  # type: ignore[attr-defined]
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    serving = _serving(request)
+    try:
+        _check_model(serving, body.model)
+        chat, params = chat_request(body)
+    except (InvalidRequestError, ApiError):
+        _metrics(request).requests_total.labels(API_CHAT, "invalid").inc()
+        raise
+    generation = serving.start_chat(
+        chat, params, api=API_CHAT, request_id=request.state.request_id
+    )
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return await _respond(
+        request, generation, kind="chat", stream=body.stream, include_usage=include_usage
+    )
+
+
+@router.post("/v1/completions", response_model=None)
+async def completions(body: CompletionRequest, request: Request) -> Response:
+    serving = _serving(request)
+    try:
+        _check_model(serving, body.model)
+        prompt, params = completion_request(body)
+    except (InvalidRequestError, ApiError):
+        _metrics(request).requests_total.labels(API_COMPLETION, "invalid").inc()
+        raise
+    generation = serving.start_completion(
+        prompt, params, api=API_COMPLETION, request_id=request.state.request_id
+    )
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return await _respond(
+        request, generation, kind="completion", stream=body.stream, include_usage=include_usage
+    )

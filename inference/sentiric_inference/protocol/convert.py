@@ -1,0 +1,204 @@
+"""Translate OpenAI request bodies into the serving layer's protocol-neutral requests.
+
+Every refusal is an InvalidRequestError whose `param` is the field as the client wrote it
+(`messages[2].role`, `n`, `response_format.json_schema`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sentiric_inference.errors import InvalidRequestError
+from sentiric_inference.protocol.requests import (
+    ChatCompletionRequest,
+    ChatMessage,
+    CompletionRequest,
+    ResponseFormatBody,
+)
+from sentiric_inference.serving.types import ChatInput, ChatTurn, RequestParams, ResponseFormat
+
+_SYSTEM_ROLES = ("system", "developer")
+
+
+def _unsupported(param: str, why: str) -> InvalidRequestError:
+    return InvalidRequestError(f"'{param}' is not supported: {why}", param=param)
+
+
+def _check_common(body: ChatCompletionRequest | CompletionRequest) -> None:
+    if body.n is not None and body.n != 1:
+        raise _unsupported("n", "this server returns exactly one choice per request (n=1).")
+    if body.logit_bias:
+        raise _unsupported("logit_bias", "token biases are not applied by this server.")
+    if body.stream_options is not None and not body.stream:
+        raise InvalidRequestError(
+            "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
+        )
+
+
+def _check_chat_features(body: ChatCompletionRequest) -> None:
+    refused: list[tuple[str, Any, str]] = [
+        ("logprobs", body.logprobs, "log probabilities are not returned."),
+        ("top_logprobs", body.top_logprobs, "log probabilities are not returned."),
+        ("tools", body.tools, "tool calling is not available on this server."),
+        ("tool_choice", body.tool_choice if body.tool_choice != "none" else None,
+         "tool calling is not available on this server."),
+        ("parallel_tool_calls", body.parallel_tool_calls,
+         "tool calling is not available on this server."),
+        ("functions", body.functions, "function calling is not available on this server."),
+        ("function_call", body.function_call if body.function_call != "none" else None,
+         "function calling is not available on this server."),
+        ("audio", body.audio, "only text output is produced."),
+        ("prediction", body.prediction, "predicted outputs are not supported."),
+        ("reasoning_effort", body.reasoning_effort, "the model has no reasoning setting."),
+    ]
+    for name, value, why in refused:
+        if value:
+            raise _unsupported(name, why)
+    if body.modalities and any(m != "text" for m in body.modalities):
+        raise _unsupported("modalities", "only the 'text' modality is produced.")
+
+
+def _text_of(message: ChatMessage, index: int) -> str:
+    param = f"messages[{index}].content"
+    content = message.content
+    if content is None:
+        if message.role == "assistant":
+            return ""
+        raise InvalidRequestError(f"'{param}' is required for role '{message.role}'.", param=param)
+    if isinstance(content, str):
+        return content
+    texts: list[str] = []
+    for part_index, part in enumerate(content):
+        if part.type != "text" or part.text is None:
+            where = f"{param}[{part_index}]"
+            raise InvalidRequestError(
+                f"'{where}' has type '{part.type}'; only 'text' content parts are supported "
+                "(this model reads text only).",
+                param=f"{where}.type" if part.type != "text" else f"{where}.text",
+            )
+        texts.append(part.text)
+    return "".join(texts)
+
+
+def _format(body: ResponseFormatBody | None) -> ResponseFormat:
+    if body is None:
+        return ResponseFormat()
+    if body.type == "json_schema":
+        if body.json_schema is None:
+            raise InvalidRequestError(
+                "'response_format.json_schema' is required when 'response_format.type' is "
+                "'json_schema'.",
+                param="response_format.json_schema",
+            )
+        schema = body.json_schema.schema_
+        if schema is None:
+            # An absent schema means "any JSON"; OpenAI requires it, llama.cpp tolerates it.
+            return ResponseFormat(type="json_object")
+        if not isinstance(schema, dict):
+            raise InvalidRequestError(
+                "'response_format.json_schema.schema' must be a JSON object.",
+                param="response_format.json_schema",
+            )
+        return ResponseFormat(type="json_schema", json_schema=schema)
+    return ResponseFormat(type=body.type)
+
+
+def _params(
+    body: ChatCompletionRequest | CompletionRequest, max_tokens: int | None, field_names: dict[str, str]
+) -> RequestParams:
+    stop: tuple[str, ...] = ()
+    if isinstance(body.stop, str):
+        stop = (body.stop,)
+    elif body.stop is not None:
+        stop = tuple(body.stop)
+    return RequestParams(
+        max_tokens=max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        top_k=body.top_k,
+        min_p=body.min_p,
+        repeat_penalty=body.repeat_penalty,
+        frequency_penalty=body.frequency_penalty,
+        presence_penalty=body.presence_penalty,
+        seed=body.seed,
+        stop=stop,
+        response_format=_format(body.response_format),
+        field_names=field_names,
+    )
+
+
+def chat_request(body: ChatCompletionRequest) -> tuple[ChatInput, RequestParams]:
+    """Split OpenAI messages into DESIGN §4's parts: system, history, last user prompt."""
+    _check_common(body)
+    _check_chat_features(body)
+    messages = body.messages
+    for index, message in enumerate(messages):
+        if message.role in ("tool", "function"):
+            raise _unsupported(
+                f"messages[{index}].role", f"role '{message.role}' needs tool calling, "
+                "which this server does not offer.",
+            )
+        if message.tool_calls:
+            raise _unsupported(f"messages[{index}].tool_calls", "tool calling is not available.")
+    last = len(messages) - 1
+    if messages[last].role != "user":
+        raise InvalidRequestError(
+            f"'messages[{last}].role' is '{messages[last].role}': the last message must come "
+            "from the user.",
+            param=f"messages[{last}].role",
+        )
+    system_parts: list[str] = []
+    start = 0
+    while start < last and messages[start].role in _SYSTEM_ROLES:
+        system_parts.append(_text_of(messages[start], start))
+        start += 1
+    history = tuple(
+        ChatTurn(
+            role="system" if m.role in _SYSTEM_ROLES else m.role,  # type: ignore[arg-type]
+            content=_text_of(m, start + offset),
+        )
+        for offset, m in enumerate(messages[start:last])
+    )
+    if body.max_tokens is not None and body.max_completion_tokens is not None and (
+        body.max_tokens != body.max_completion_tokens
+    ):
+        raise InvalidRequestError(
+            "'max_tokens' and 'max_completion_tokens' disagree; send only one.",
+            param="max_completion_tokens",
+        )
+    max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    max_name = "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
+    names = {
+        "max_tokens": max_name,
+        "user_prompt": f"messages[{last}].content",
+        "prompt": "messages",
+    }
+    chat = ChatInput(
+        user_prompt=_text_of(messages[last], last),
+        system_prompt="\n\n".join(system_parts) or None,
+        history=history,
+        rag_context=body.rag_context,
+    )
+    return chat, _params(body, max_tokens, names)
+
+
+def completion_request(body: CompletionRequest) -> tuple[str, RequestParams]:
+    """The prompt text and parameters of a legacy completion request."""
+    _check_common(body)
+    if body.echo:
+        raise _unsupported("echo", "the prompt is not echoed back.")
+    if body.suffix:
+        raise _unsupported("suffix", "fill-in-the-middle is not available.")
+    if body.best_of is not None and body.best_of != 1:
+        raise _unsupported("best_of", "only one candidate is generated.")
+    if body.logprobs:
+        raise _unsupported("logprobs", "log probabilities are not returned.")
+    prompt = body.prompt
+    if isinstance(prompt, list):
+        if len(prompt) == 1 and isinstance(prompt[0], str):
+            prompt = prompt[0]
+        else:
+            raise _unsupported(
+                "prompt", "send one prompt as a string (batches and token arrays are refused)."
+            )
+    return prompt, _params(body, body.max_tokens, {"prompt": "prompt"})

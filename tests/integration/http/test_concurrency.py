@@ -1,0 +1,91 @@
+"""Many requests at once: all streams complete with correct usage; bad ones never hurt good ones."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.integration.http.conftest import TINY, async_client_for, client_for
+from tests.support.server import ServerHandle
+
+pytestmark = pytest.mark.model
+
+
+async def _stream(server: ServerHandle, index: int, max_tokens: int) -> tuple[str, str | None, int, int]:
+    client = async_client_for(server)
+    text: list[str] = []
+    finish = None
+    usage = None
+    async with client:
+        stream = await client.chat.completions.create(
+            model=TINY, max_tokens=max_tokens, temperature=0, stream=True,
+            stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": f"Request number {index}"}],
+        )
+        async for chunk in stream:
+            if chunk.choices:
+                text.append(chunk.choices[0].delta.content or "")
+                finish = chunk.choices[0].finish_reason or finish
+            if chunk.usage is not None:
+                usage = chunk.usage
+    assert usage is not None
+    return "".join(text), finish, usage.completion_tokens, usage.prompt_tokens
+
+
+async def test_concurrent_streams_all_complete_with_correct_usage(tiny_server: ServerHandle) -> None:
+    # 8 streams over 4 sequences: half of them wait in the queue first.
+    results = await asyncio.wait_for(
+        asyncio.gather(*(_stream(tiny_server, i, 24 + i) for i in range(8))), timeout=240
+    )
+    client = client_for(tiny_server)
+    for index, (text, finish, completion_tokens, prompt_tokens) in enumerate(results):
+        assert finish in ("stop", "length")
+        assert 0 < completion_tokens <= 24 + index
+        if finish == "length":
+            assert completion_tokens == 24 + index
+        # Each answer equals the same request served alone (greedy decoding).
+        alone = client.chat.completions.create(
+            model=TINY, max_tokens=24 + index, temperature=0,
+            messages=[{"role": "user", "content": f"Request number {index}"}],
+        )
+        assert alone.usage is not None
+        assert alone.usage.prompt_tokens == prompt_tokens
+        assert alone.usage.completion_tokens == completion_tokens
+        assert alone.choices[0].message.content == text
+
+
+async def test_burst_of_bad_and_good_requests(tiny_server: ServerHandle) -> None:
+    url = f"{tiny_server.openai_base_url}/chat/completions"
+    bad_bodies = [
+        {"model": TINY, "messages": []},
+        {"model": TINY, "messages": [{"role": "user", "content": "x"}], "temperature": -1},
+        {"model": TINY, "messages": [{"role": "robot", "content": "x"}]},
+        {"model": TINY, "messages": [{"role": "user", "content": "x"}], "n": 4},
+        {"model": TINY, "messages": [{"role": "user", "content": "x" * 20000}]},
+        {"model": TINY, "messages": [{"role": "user", "content": "x"}], "max_tokens": "many"},
+    ]
+
+    async def bad(body: dict[str, object]) -> int:
+        async with httpx.AsyncClient(timeout=60) as http:
+            response = await http.post(url, json=body)
+            assert "error" in response.json()
+            return response.status_code
+
+    async def malformed() -> int:
+        async with httpx.AsyncClient(timeout=60) as http:
+            response = await http.post(url, content=b"{nope", headers={"content-type": "application/json"})
+            return response.status_code
+
+    good = [_stream(tiny_server, 100 + i, 16) for i in range(6)]
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*good, *(bad(b) for b in bad_bodies), malformed()), timeout=240
+    )
+    good_results, bad_statuses = outcomes[:6], outcomes[6:]
+    assert bad_statuses == [400] * (len(bad_bodies) + 1)
+    for result in good_results:
+        assert isinstance(result, tuple)
+        _, finish, completion_tokens, _ = result
+        assert finish in ("stop", "length") and 0 < completion_tokens <= 16
+    assert httpx.get(f"{tiny_server.http_url}/ready", timeout=10).status_code == 200

@@ -1,0 +1,160 @@
+"""Readiness, metrics, overload (429), client disconnects and graceful shutdown."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.integration.http.conftest import TINY, client_for
+from tests.support.server import ServerHandle, running_server
+
+pytestmark = pytest.mark.model
+
+ONE_SLOT = {"model": {"alias": TINY}, "sampling": {"maxTokens": 4000}}
+
+
+def metric(server: ServerHandle, name: str, labels: str = "") -> float:
+    """One sample from /metrics (0 when absent)."""
+    text = httpx.get(server.metrics_url, timeout=10).text
+    pattern = re.compile(rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$", re.MULTILINE)
+    match = pattern.search(text)
+    return float(match.group(1)) if match else 0.0
+
+
+def wait_until(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def long_stream_request(server: ServerHandle) -> httpx.Request:
+    return httpx.Request(
+        "POST",
+        f"{server.openai_base_url}/chat/completions",
+        json={
+            "model": TINY, "stream": True, "max_tokens": 3900, "temperature": 1.0, "seed": 3,
+            "messages": [{"role": "user", "content": "Tell me everything."}],
+        },
+    )
+
+
+def test_ready_is_503_with_a_reason_until_the_model_loads(smollm2_path: Path) -> None:
+    with running_server(smollm2_path, wait=False) as server:
+        seen: list[tuple[int, dict[str, str]]] = []
+        deadline = time.monotonic() + 120
+        with httpx.Client(timeout=5) as http:
+            while time.monotonic() < deadline:
+                try:
+                    response = http.get(f"{server.http_url}/ready")
+                except httpx.TransportError:
+                    assert server.process.poll() is None, server.log_text()
+                    time.sleep(0.01)
+                    continue
+                seen.append((response.status_code, response.json()))
+                if response.status_code == 200:
+                    break
+            health = http.get(f"{server.http_url}/health")
+        assert health.status_code == 200
+        assert seen[-1][0] == 200
+        not_ready = [body for status, body in seen if status == 503]
+        assert not_ready, "the model loaded before the first /ready answer; no 503 observed"
+        assert not_ready[0]["status"] == "not_ready" and "load" in not_ready[0]["reason"]
+
+
+def test_metrics_expose_the_documented_names(tiny_server: ServerHandle) -> None:
+    client_for(tiny_server).chat.completions.create(
+        model=TINY, max_tokens=4, messages=[{"role": "user", "content": "metrics"}]
+    )
+    text = httpx.get(tiny_server.metrics_url, timeout=10).text
+    for name in (
+        "sentiric_llm_requests_total", "sentiric_llm_time_to_first_token_seconds_bucket",
+        "sentiric_llm_request_duration_seconds_count", "sentiric_llm_prompt_tokens_total",
+        "sentiric_llm_generated_tokens_total", "sentiric_llm_queue_depth",
+        "sentiric_llm_sequences_active", "sentiric_llm_sequences_max",
+        "sentiric_llm_kv_cache_usage_ratio", "sentiric_llm_batch_tokens_bucket",
+        "sentiric_llm_model_ready",
+    ):
+        assert f"\n{name}" in text, name
+    assert metric(tiny_server, "sentiric_llm_model_ready") == 1.0
+    assert metric(tiny_server, "sentiric_llm_sequences_max") == 4.0
+    assert 'api="http_chat"' in text
+
+
+def test_overload_is_429_with_retry_after_and_disconnect_frees_the_sequence(
+    tiny_model_path: Path,
+) -> None:
+    with running_server(
+        tiny_model_path, parallel=1, max_queue=0, context_size=4096, extra_config=ONE_SLOT
+    ) as server, httpx.Client(timeout=60) as http:
+        client = client_for(server)
+        cancelled_before = metric(server, "sentiric_llm_requests_total", '{api="http_chat",outcome="cancelled"}')
+        response = http.send(long_stream_request(server), stream=True)
+        try:
+            lines = response.iter_lines()
+            first = next(line for line in lines if line.startswith("data: "))
+            assert json.loads(first.removeprefix("data: "))["choices"][0]["delta"]["role"] == "assistant"
+            # The only sequence is busy and nothing may wait: refused at once.
+            with pytest.raises(openai.RateLimitError) as info:
+                client.chat.completions.create(
+                    model=TINY, max_tokens=2, messages=[{"role": "user", "content": "me too"}]
+                )
+            assert info.value.response.headers["retry-after"].isdigit()
+            assert info.value.body["type"] == "rate_limit_error"  # type: ignore[index]
+            assert metric(server, "sentiric_llm_sequences_active") == 1.0
+        finally:
+            response.close()  # the client goes away mid-stream
+        wait_until(lambda: metric(server, "sentiric_llm_sequences_active") == 0.0, 30, "the sequence to be freed")
+        reply = client.chat.completions.create(
+            model=TINY, max_tokens=2, messages=[{"role": "user", "content": "now me"}]
+        )
+        assert reply.choices[0].finish_reason in ("stop", "length")
+        cancelled = metric(server, "sentiric_llm_requests_total", '{api="http_chat",outcome="cancelled"}')
+        assert cancelled == cancelled_before + 1
+        overloaded = metric(server, "sentiric_llm_requests_total", '{api="http_chat",outcome="overloaded"}')
+        assert overloaded == 1.0
+
+
+def test_non_streaming_disconnect_frees_the_sequence(tiny_model_path: Path) -> None:
+    with running_server(
+        tiny_model_path, parallel=1, max_queue=0, context_size=4096, extra_config=ONE_SLOT
+    ) as server:
+        body = {
+            "model": TINY, "max_tokens": 3900, "temperature": 1.0, "seed": 5,
+            "messages": [{"role": "user", "content": "Talk."}],
+        }
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{server.openai_base_url}/chat/completions", json=body, timeout=0.3)
+        wait_until(lambda: metric(server, "sentiric_llm_sequences_active") == 0.0, 30, "the sequence to be freed")
+        reply = client_for(server).chat.completions.create(
+            model=TINY, max_tokens=2, messages=[{"role": "user", "content": "next"}]
+        )
+        assert reply.choices[0].finish_reason in ("stop", "length")
+
+
+def test_sigterm_lets_an_in_flight_stream_finish(tiny_model_path: Path) -> None:
+    with running_server(tiny_model_path, extra_config={"model": {"alias": TINY}}) as server:
+        with httpx.Client(timeout=60) as http, http.stream(
+            "POST", f"{server.openai_base_url}/chat/completions",
+            json={"model": TINY, "stream": True, "max_tokens": 200, "temperature": 0,
+                  "messages": [{"role": "user", "content": "Count."}]},
+        ) as response:
+            lines = response.iter_lines()
+            next(line for line in lines if line.startswith("data: "))
+            server.process.send_signal(signal.SIGTERM)
+            rest = [line for line in lines if line.startswith("data: ")]
+        assert rest[-1] == "data: [DONE]"
+        finishes = [
+            json.loads(line.removeprefix("data: "))["choices"][0]["finish_reason"]
+            for line in rest[:-1]
+        ]
+        assert finishes[-1] in ("stop", "length")
+        assert server.process.wait(timeout=30) == 0
+        assert "shutting down" in server.log_text()

@@ -1,0 +1,51 @@
+"""response_format -> GBNF through llama-cpp-python's own converter."""
+
+from __future__ import annotations
+
+import pytest
+
+from sentiric_inference.errors import InvalidRequestError
+from sentiric_inference.serving.grammar import grammar_for
+from sentiric_inference.serving.types import ResponseFormat
+
+
+def test_text_has_no_grammar() -> None:
+    assert grammar_for(ResponseFormat()) is None
+
+
+def test_json_object_uses_the_generic_json_grammar() -> None:
+    grammar = grammar_for(ResponseFormat("json_object"))
+    assert grammar is not None
+    assert grammar.lstrip().startswith("root")
+
+
+def test_json_schema_is_converted_with_its_properties() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "open": {"type": "boolean"}},
+        "required": ["city", "open"],
+    }
+    grammar = grammar_for(ResponseFormat("json_schema", json_schema=schema))
+    assert grammar is not None
+    assert "city" in grammar and "open" in grammar
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "no-such-type"},
+        {"type": "object", "properties": {"a": {"minLength": "three"}}},
+        {"type": "object", "required": "a"},
+    ],
+)
+def test_invalid_schemas_are_refused_naming_the_field(schema: dict[str, object]) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        grammar_for(ResponseFormat("json_schema", json_schema=schema))
+    assert info.value.param == "response_format.json_schema"
+    assert "JSON Schema" in info.value.message
+
+
+def test_missing_schema_is_refused() -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        grammar_for(ResponseFormat("json_schema"), "engine_specific_params.response_format")
+    assert info.value.param == "engine_specific_params.response_format.json_schema"
