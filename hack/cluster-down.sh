@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Tear down a local cluster started by hack/cluster-up.sh and leave no process behind.
+# Usage: hack/cluster-down.sh [NAME]   (default NAME: sentiric). Succeeds if it is already gone.
+set -euo pipefail
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "${HACK_DIR}/cluster/lib.sh"
+
+NAME="${1:-sentiric}"
+WORKDIR="${KWOK_WORKDIR}/clusters/${NAME}"
+if [[ ! -d "${WORKDIR}" ]]; then
+  cluster_log "no cluster ${NAME}"
+  exit 0
+fi
+
+# Read the pids before kwokctl removes the work dir: they are the backstop below.
+pids=()
+for f in "${WORKDIR}"/pids/*.pid; do
+  [[ -f "${f}" ]] && pids+=("$(<"${f}")")
+done
+
+if [[ -x "${BIN_DIR}/kwokctl" ]]; then
+  timeout 90 "${BIN_DIR}/kwokctl" delete cluster --name "${NAME}" --kubeconfig "" >&2 \
+    || cluster_log "kwokctl delete cluster ${NAME} failed; stopping its processes directly"
+fi
+
+# Only signal a pid whose command line still names this cluster's work dir (pids get reused).
+owned() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "${WORKDIR}"; }
+for sig in TERM KILL; do
+  left=()
+  for pid in "${pids[@]}"; do
+    owned "${pid}" && left+=("${pid}")
+  done
+  ((${#left[@]})) || break
+  cluster_log "sending SIG${sig} to leftover processes ${left[*]}"
+  kill "-${sig}" "${left[@]}" 2>/dev/null || true
+  for _ in $(seq 1 20); do
+    alive=0
+    for pid in "${left[@]}"; do owned "${pid}" && alive=1; done
+    ((alive)) || break
+    sleep 0.5
+  done
+done
+
+rm -rf "${WORKDIR}"
+cluster_log "cluster ${NAME} deleted"
