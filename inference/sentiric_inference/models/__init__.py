@@ -1,0 +1,17 @@
+"""Model files: the embedded default model and downloads from the Hugging Face Hub."""
+
+from __future__ import annotations
+
+from sentiric_inference.models.embedded import (
+    EMBEDDED_ALIAS,
+    EMBEDDED_FILE,
+    EmbeddedModelMissing,
+    embedded_model_path,
+)
+
+__all__ = [
+    "EMBEDDED_ALIAS",
+    "EMBEDDED_FILE",
+    "EmbeddedModelMissing",
+    "embedded_model_path",
+]
