@@ -1,0 +1,137 @@
+"""`sentiric-llm download`: fetch the profile's GGUF from the Hugging Face Hub (init container).
+
+    sentiric-llm download --config /etc/sentiric/engine.yaml
+    sentiric-llm download --repo Qwen/Qwen2.5-3B-Instruct-GGUF \\
+        --file qwen2.5-3b-instruct-q4_k_m.gguf --cache-dir /models [--sha256 HEX]
+
+Flags override the config file. The token comes from --token-file, else HF_TOKEN (the
+operator injects it from spec.model.huggingFace.tokenSecretRef). Exit codes are listed in
+`sentiric_inference.models.errors` and docs/models.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("sentiric_inference.download")
+
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "download",
+        help="download the model GGUF from the Hugging Face Hub into the cache",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, help="engine.yaml (model.huggingFace, sha256, cacheDir)")
+    parser.add_argument("--repo", help="Hub repository, e.g. Qwen/Qwen2.5-3B-Instruct-GGUF")
+    parser.add_argument("--file", help="file in the repository, e.g. qwen2.5-3b-instruct-q4_k_m.gguf")
+    parser.add_argument("--revision", help="branch, tag or commit (default: main)")
+    parser.add_argument("--cache-dir", type=Path, help="folder the file is placed in (default /models)")
+    parser.add_argument("--sha256", help="expected sha256 of the file (64 hex digits)")
+    parser.add_argument("--token-file", type=Path, help="file holding the Hub token (else $HF_TOKEN)")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds to connect / without receiving a byte (default 30)")
+    parser.add_argument("--retries", type=int, default=6,
+                        help="consecutive attempts without progress before giving up (default 6)")
+    parser.add_argument("--backoff", type=float, default=1.0,
+                        help="first retry delay in seconds, doubled each time (default 1)")
+    parser.add_argument("--backoff-max", type=float, default=60.0,
+                        help="longest retry delay in seconds (default 60)")
+    parser.add_argument("--progress-interval", type=float, default=10.0,
+                        help="seconds between progress log lines (default 10)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.set_defaults(run=run)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _resolve(args: argparse.Namespace) -> tuple[Any, Path, str | None]:
+    """(HubFile, cache dir, sha256 pin) from the config file overlaid with flags."""
+    import yaml
+
+    from sentiric_inference.config import load_config
+    from sentiric_inference.models.hub import HubFile
+
+    repo = file = revision = sha = None
+    cache_dir: Path | None = None
+    if args.config is not None:
+        try:
+            model = load_config(args.config).model
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise _UsageError(f"cannot read --config {args.config}: {exc}") from exc
+        if model.hugging_face is not None:
+            repo, file = model.hugging_face.repo, model.hugging_face.file
+            revision = model.hugging_face.revision
+        elif args.repo is None:
+            raise _UsageError(f"{args.config}: model.huggingFace is not set, nothing to download")
+        sha, cache_dir = model.sha256, model.cache_dir
+    repo, file = args.repo or repo, args.file or file
+    revision = args.revision or revision or "main"
+    sha = args.sha256 or sha
+    cache_dir = args.cache_dir or cache_dir or Path("/models")
+    if not repo or not file:
+        raise _UsageError("give --config with model.huggingFace, or both --repo and --file")
+    if sha is not None and not _SHA256.fullmatch(sha):
+        raise _UsageError(f"--sha256 / model.sha256 must be 64 hex digits, got {sha!r}")
+    return HubFile(repo=repo, file=file, revision=revision), cache_dir, sha
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    if args.token_file is not None:
+        try:
+            return args.token_file.read_text().strip() or None
+        except OSError as exc:
+            raise _UsageError(f"cannot read --token-file {args.token_file}: {exc}") from exc
+    return os.environ.get("HF_TOKEN", "").strip() or None
+
+
+def run(args: argparse.Namespace) -> int:
+    from sentiric_inference.logging_setup import configure_logging
+    from sentiric_inference.models.errors import EXIT_OK, EXIT_USAGE, DownloadError
+
+    configure_logging(args.log_format, "INFO")
+    try:
+        source, cache_dir, pin = _resolve(args)
+        token = _token(args)
+    except _UsageError as exc:
+        print(f"sentiric-llm download: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.retries < 1 or args.timeout <= 0 or args.backoff < 0:
+        print("sentiric-llm download: error: --retries >= 1, --timeout > 0, --backoff >= 0",
+              file=sys.stderr)
+        return EXIT_USAGE
+
+    # huggingface_hub's own tqdm bars are noise in `kubectl logs`; progress is logged instead.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from sentiric_inference.models.downloading import DownloadOptions, download_model
+
+    options = DownloadOptions(
+        timeout=args.timeout,
+        attempts=args.retries,
+        backoff_initial=args.backoff,
+        backoff_max=args.backoff_max,
+        progress_interval=args.progress_interval,
+    )
+    try:
+        result = download_model(source, cache_dir, sha256=pin, token=token, options=options)
+    except DownloadError as exc:
+        logger.error("download failed (exit %d): %s", exc.exit_code, exc.message)
+        return exc.exit_code
+    logger.info(
+        "model ready: %s (%d bytes, sha256 %s, %s)",
+        result.path, result.size, result.sha256,
+        "downloaded" if result.downloaded else "already present",
+    )
+    print(result.path)
+    return EXIT_OK
