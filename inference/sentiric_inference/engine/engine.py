@@ -1,0 +1,230 @@
+"""Engine: one model, one context, one scheduler thread; the API the serving layer calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import EngineSettings
+from ..errors import EngineFailure, InvalidRequestError, NotReadyError, PromptTooLongError
+from ..metrics import Metrics
+from .jobs import Job, Sink
+from .native import Context, Model, resolve_threads
+from .sampling import build_chain, free_chain
+from .scheduler import Scheduler
+from .stream import GenerationStream
+from .text import TextAssembler
+from .types import GenerationEvent, GenerationRequest, ModelInfo
+
+__all__ = ["Engine", "EngineStats", "GenerationStream"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    queue_depth: int  # requests waiting for a free sequence
+    sequences_active: int
+    parallel: int
+    kv_cells_used: int
+    kv_cells_total: int
+
+
+class Engine:
+    """Continuous batching over llama.cpp: every active sequence advances in one llama_decode."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        settings: EngineSettings,
+        metrics: Metrics,
+        *,
+        model_name: str | None = None,
+    ) -> None:
+        self._path = Path(model_path)
+        self._settings = settings
+        self._metrics = metrics
+        self._name = model_name or self._path.stem
+        self._lock = threading.Lock()
+        self._model: Model | None = None
+        self._ctx: Context | None = None
+        self._scheduler: Scheduler | None = None
+        self._info: ModelInfo | None = None
+        self._ready = False
+        self._closed = False
+        self._reason = f"loading model {self._path}"
+        metrics.sequences_max.set(settings.parallel)
+        metrics.model_ready.set(0)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the model and context and start the scheduler (blocking, seconds to minutes).
+
+        Raises EngineFailure naming the file when it is missing or llama.cpp cannot load it.
+        """
+        with self._lock:
+            if self._closed or self._model is not None:
+                raise EngineFailure("load() may be called once, before close()")
+            self._reason = f"loading model {self._path}"
+        s = self._settings
+        try:
+            model = Model(self._path, gpu_layers=s.gpu_layers)
+            try:
+                ctx = Context(
+                    model,
+                    n_ctx=s.context_size * s.parallel,
+                    n_seq=s.parallel,
+                    # One token per sequence must always fit, even with a small batchSize.
+                    n_batch=max(s.batch_size, s.parallel),
+                    threads=resolve_threads(s.threads),
+                    flash_attention=s.flash_attention,
+                )
+            except BaseException:
+                model.close()
+                raise
+        except EngineFailure as exc:
+            self._reason = f"model failed to load: {exc.message}"
+            raise
+        info = self._describe(model)
+        scheduler = Scheduler(model, ctx, s, self._metrics, on_crash=self._crashed)
+        with self._lock:
+            if self._closed:
+                ctx.close()
+                model.close()
+                raise EngineFailure("the engine was closed while the model was loading")
+            self._model, self._ctx, self._scheduler, self._info = model, ctx, scheduler, info
+            scheduler.start()
+            self._ready = True
+            self._reason = ""
+        self._metrics.model_ready.set(1)
+        log.info(
+            "model %s loaded: %d sequences x %d tokens of context",
+            self._path,
+            s.parallel,
+            s.context_size,
+        )
+
+    async def start(self) -> None:
+        """Load on a worker thread, so the event loop keeps answering /health and /ready."""
+        await asyncio.to_thread(self.load)
+
+    def close(self) -> None:
+        """Stop the scheduler (in-flight requests end `cancelled`) and free context and model."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._ready = False
+            self._reason = "stopped"
+            scheduler, ctx, model = self._scheduler, self._ctx, self._model
+        self._metrics.model_ready.set(0)
+        if scheduler is not None and not scheduler.close():
+            return  # leak rather than free memory a running llama_decode still uses
+        if ctx is not None:
+            ctx.close()
+        if model is not None:
+            model.close()
+
+    async def stop(self) -> None:
+        """close() on a worker thread, for shutdown paths inside the event loop."""
+        await asyncio.to_thread(self.close)
+
+    def _crashed(self, reason: str) -> None:
+        with self._lock:
+            self._ready = False
+            self._reason = reason
+        self._metrics.model_ready.set(0)
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def not_ready_reason(self) -> str:
+        """Why requests are refused ("" when ready)."""
+        return self._reason
+
+    @property
+    def info(self) -> ModelInfo:
+        if self._info is None:
+            raise NotReadyError(self._reason or "the model is not loaded")
+        return self._info
+
+    def stats(self) -> EngineStats:
+        scheduler = self._scheduler
+        total = self._ctx.n_ctx if self._ctx is not None else 0
+        if scheduler is None:
+            return EngineStats(0, 0, self._settings.parallel, 0, total)
+        waiting, active = scheduler.counts()
+        return EngineStats(waiting, active, self._settings.parallel, scheduler.kv_cells_used, total)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def tokenize(
+        self, text: str, *, add_special: bool = False, parse_special: bool = True
+    ) -> list[int]:
+        model = self._model
+        if model is None or self._closed:
+            raise NotReadyError(self._reason or "the model is not loaded")
+        return model.tokenize(text, add_special=add_special, parse_special=parse_special)
+
+    def submit(self, request: GenerationRequest) -> GenerationStream:
+        """Queue a request; call from a running event loop, which receives its events.
+
+        Everything that can be refused is refused here, before any event is produced.
+        """
+        scheduler, model = self._scheduler, self._model
+        if not self._ready or scheduler is None or model is None:
+            raise NotReadyError(self._reason or "the model is not loaded")
+        self._validate(request, model)
+        loop = asyncio.get_running_loop()
+        chain = build_chain(model, request.params, context_size=self._settings.context_size)
+        queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
+        job = Job(request, chain, Sink(loop, queue), TextAssembler(request.params.stop))
+        try:
+            scheduler.submit(job)
+        except BaseException:
+            free_chain(chain)
+            raise
+        return GenerationStream(job, scheduler)
+
+    def _validate(self, request: GenerationRequest, model: Model) -> None:
+        prompt = request.prompt_tokens
+        context = self._settings.context_size
+        if not prompt:
+            raise InvalidRequestError("the prompt is empty", param="prompt")
+        if len(prompt) + 1 > context:
+            raise PromptTooLongError(
+                f"the prompt has {len(prompt)} tokens; with at least one generated token it "
+                f"must fit the context of {context} tokens per sequence",
+                param="prompt",
+            )
+        n_vocab = model.n_vocab
+        # An out-of-range id would abort the whole process inside llama_decode.
+        if min(prompt) < 0 or max(prompt) >= n_vocab:
+            raise InvalidRequestError(
+                f"prompt token ids must be in [0, {n_vocab})", param="prompt"
+            )
+        if request.params.max_tokens < 1:
+            raise InvalidRequestError("max_tokens must be at least 1", param="max_tokens")
+
+    def _describe(self, model: Model) -> ModelInfo:
+        return ModelInfo(
+            name=self._name,
+            path=str(self._path),
+            size_bytes=self._path.stat().st_size,
+            context_size=self._settings.context_size,
+            train_context_size=model.n_ctx_train,
+            vocab_size=model.n_vocab,
+            parallel=self._settings.parallel,
+            chat_template=model.meta("tokenizer.chat_template"),
+            bos_token=model.token_text(model.bos()),
+            eos_token=model.token_text(model.eos()),
+            metadata=model.metadata(),
+        )

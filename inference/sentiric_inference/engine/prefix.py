@@ -1,0 +1,86 @@
+"""Prefix reuse: which sequence slot a new prompt takes, and which cached tokens it keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest shared prefix of two token sequences."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+@dataclass(frozen=True, slots=True)
+class SlotView:
+    """What the planner needs to know about one sequence slot."""
+
+    seq: int
+    cached: Sequence[int]  # tokens this sequence holds in the KV cache, positions 0..n-1
+    free: bool
+    last_used: int  # larger = used more recently
+
+
+@dataclass(frozen=True, slots=True)
+class SlotChoice:
+    """Take `target`; its first `reuse` prompt tokens come from `source`'s KV cells.
+
+    `source == target` means truncate in place (llama_memory_seq_rm of the tail); otherwise the
+    target is cleared and the prefix copied (llama_memory_seq_cp), which shares the cells.
+    """
+
+    target: int
+    source: int
+    reuse: int
+
+
+def choose_slot(prompt: Sequence[int], slots: Sequence[SlotView], *, reuse: bool) -> SlotChoice:
+    """Pick the free slot for `prompt` that evaluates the fewest tokens.
+
+    At least the last prompt token is always left to evaluate, because its logits are what the
+    first generated token is sampled from. Among free slots with equally good own caches, the
+    least recently used one is overwritten, so a popular cached prefix survives longest.
+    Raises ValueError when no slot is free (the caller admits only when one is).
+    """
+    free = [s for s in slots if s.free]
+    if not free:
+        raise ValueError("no free sequence slot")
+    limit = max(len(prompt) - 1, 0)
+    if not reuse or limit == 0:
+        victim = min(free, key=lambda s: (len(s.cached) > 0, s.last_used))
+        return SlotChoice(victim.seq, victim.seq, 0)
+
+    def score(slot: SlotView) -> int:
+        return min(common_prefix_len(slot.cached, prompt), limit)
+
+    best_free = max(free, key=lambda s: (score(s), -s.last_used))
+    best_free_len = score(best_free)
+    best_any = max(slots, key=score)
+    best_any_len = score(best_any)
+    if best_any_len > best_free_len:
+        # A busy (or another idle) slot shares more: copy its prefix into the free slot whose
+        # own cache is worth least.
+        # best_any is not free here (else best_free would score as high).
+        victim = min(free, key=lambda s: (score(s) > 0, s.last_used))
+        return SlotChoice(victim.seq, best_any.seq, best_any_len)
+    return SlotChoice(best_free.seq, best_free.seq, best_free_len)
+
+
+def distinct_cells(caches: Sequence[Sequence[int]]) -> int:
+    """KV cells in use when shared prefixes occupy their cells once (a token trie's size).
+
+    llama.cpp's public API no longer reports used cells, and prefixes copied with seq_cp share
+    cells, so the count is taken from the token lists: sorted, each list adds its length minus
+    its common prefix with the previous one.
+    """
+    ordered = sorted(tuple(c) for c in caches if c)
+    total = 0
+    prev: tuple[int, ...] = ()
+    for cur in ordered:
+        total += len(cur) - common_prefix_len(prev, cur)
+        prev = cur
+    return total

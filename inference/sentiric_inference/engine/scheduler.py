@@ -1,0 +1,387 @@
+"""The scheduler thread that owns the llama.cpp context and runs continuous batching.
+
+Each step reads: finish cancelled → admit waiting → build batch → decode (exactly one
+llama_decode for every sequence) → process outputs (sample each sequence from its own logits
+row with its own sampler chain, stream text, finish what is done). The asyncio side talks to
+it only through the command queue; events go back through each request's asyncio.Queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..config import EngineSettings
+from ..errors import NotReadyError, OverloadedError
+from ..metrics import Metrics
+from .jobs import Job, Outbox
+from .native import Batch, Context, Model
+from .planning import plan_step
+from .prefix import SlotChoice, SlotView, choose_slot, distinct_cells
+from .sampling import free_chain
+from .types import Finished, FinishReason, TextDelta
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False, slots=True)
+class Slot:
+    """One llama.cpp sequence id and the tokens it holds in the KV cache (positions 0..n-1).
+
+    A finished request's tokens stay as a prefix cache until the slot is taken again.
+    """
+
+    seq: int
+    cached: list[int] = field(default_factory=list)
+    job: Job | None = None
+    last_used: int = 0
+
+
+class Scheduler:
+    """Runs the step loop on its own thread; submit/cancel/close are safe from any thread."""
+
+    def __init__(
+        self,
+        model: Model,
+        context: Context,
+        settings: EngineSettings,
+        metrics: Metrics,
+        *,
+        on_crash: Callable[[str], None],
+    ) -> None:
+        self._model = model
+        self._ctx = context
+        self._metrics = metrics
+        self._on_crash = on_crash
+        self._context_size = settings.context_size
+        self._parallel = settings.parallel
+        self._max_queue = settings.max_queue
+        self._prefix_cache = settings.prefix_cache
+        self._batch = Batch(context.n_batch)
+        self._slots = [Slot(i) for i in range(settings.parallel)]
+        self._outbox = Outbox()
+        # Shared with other threads, guarded by _cond.
+        self._cond = threading.Condition()
+        self._commands: deque[tuple[bool, Job]] = deque()  # (is_cancel, job)
+        self._n_waiting = 0  # submitted, not yet admitted
+        self._n_active = 0  # admitted, not yet finished
+        self._closing = False
+        # Scheduler thread only.
+        self._waiting: deque[Job] = deque()
+        self._running: list[Job] = []  # in admission order
+        self._steps = 0
+        self._admissions = 0
+        self._kv_overlap = 0
+        self.kv_cells_used = 0
+        self._thread = threading.Thread(target=self._run, name="sentiric-scheduler", daemon=True)
+
+    # -- any thread -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        """Queue a job, or raise OverloadedError / NotReadyError without queueing it."""
+        with self._cond:
+            if self._closing:
+                raise NotReadyError("the engine is stopped")
+            if self._n_active + self._n_waiting >= self._parallel + self._max_queue:
+                raise OverloadedError(
+                    f"all {self._parallel} sequences are busy and {self._max_queue} requests "
+                    "are already waiting; retry later"
+                )
+            self._n_waiting += 1
+            self._commands.append((False, job))
+            self._cond.notify()
+
+    def cancel(self, job: Job, *, wake: bool = True) -> None:
+        """Ask for a job to end with `cancelled`; its sequence is freed at the next step.
+
+        `wake=False` only queues the command (no lock), for finalizers that may run on any
+        thread at any moment; a live job keeps the scheduler awake, so it is seen promptly.
+        """
+        self._commands.append((True, job))
+        if wake:
+            with self._cond:
+                self._cond.notify()
+
+    def counts(self) -> tuple[int, int]:
+        """(requests waiting for a sequence, sequences in use)."""
+        with self._cond:
+            return self._n_waiting, self._n_active
+
+    def close(self, timeout: float = 120.0) -> bool:
+        """Stop the thread; every in-flight request ends with Finished(CANCELLED).
+
+        Returns False if the thread is still running (then the context must not be freed).
+        """
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("scheduler thread did not stop within %.0f s", timeout)
+                return False
+        self._batch.close()
+        return True
+
+    # -- scheduler thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while self._wait_for_work():
+                self._step()
+        except Exception as exc:
+            log.exception("scheduler thread failed; failing every request")
+            reason = f"scheduler failed: {exc!r}"
+            self._fail_all(FinishReason.ERROR, reason)
+            self._on_crash(reason)
+        else:
+            self._fail_all(FinishReason.CANCELLED, None)
+        finally:
+            self._outbox.flush()
+
+    def _wait_for_work(self) -> bool:
+        with self._cond:
+            while not (self._closing or self._commands or self._running or self._waiting):
+                self._cond.wait()
+            return not self._closing
+
+    def _step(self) -> None:
+        self._apply_commands()
+        self._finish_cancelled()
+        self._admit()
+        if self._running and self._build_batch() and self._decode():
+            self._process_outputs()
+        self._publish()
+        self._outbox.flush()
+        self._steps += 1
+
+    def _apply_commands(self) -> None:
+        commands = self._commands
+        while commands:
+            is_cancel, job = commands.popleft()
+            if not is_cancel:
+                self._waiting.append(job)
+            elif not job.finished:
+                job.cancelled = True
+
+    def _finish_cancelled(self) -> None:
+        if any(job.cancelled for job in self._waiting):
+            keep: deque[Job] = deque()
+            for job in self._waiting:
+                if job.cancelled:
+                    self._finish(job, FinishReason.CANCELLED)
+                else:
+                    keep.append(job)
+            self._waiting = keep
+        for job in [j for j in self._running if j.cancelled]:
+            self._finish(job, FinishReason.CANCELLED)
+
+    def _admit(self) -> None:
+        while self._waiting and len(self._running) < self._parallel:
+            job = self._waiting.popleft()
+            views = [SlotView(s.seq, s.cached, s.job is None, s.last_used) for s in self._slots]
+            self._place(job, choose_slot(job.prompt, views, reuse=self._prefix_cache))
+
+    def _place(self, job: Job, choice: SlotChoice) -> None:
+        slot = self._slots[choice.target]
+        reuse = choice.reuse
+        if choice.source == choice.target:
+            if len(slot.cached) > reuse:
+                if not self._ctx.seq_rm(slot.seq, reuse, -1):
+                    # Only models with recurrent state refuse a partial removal; start over.
+                    self._ctx.seq_rm(slot.seq, -1, -1)
+                    reuse = 0
+                del slot.cached[reuse:]
+        else:
+            self._ctx.seq_rm(slot.seq, -1, -1)
+            self._ctx.seq_cp(choice.source, slot.seq, 0, reuse)
+            slot.cached = self._slots[choice.source].cached[:reuse]
+        slot.job = job
+        job.seq = slot.seq
+        job.prompt_done = job.cached_prompt = reuse
+        job.admitted_at = self._admissions
+        self._admissions += 1
+        self._running.append(job)
+        with self._cond:
+            self._n_waiting -= 1
+            self._n_active += 1
+        self._metrics.prompt_tokens.inc(len(job.prompt))
+        if reuse:
+            self._metrics.prefix_cache_hits.inc()
+            self._metrics.prefix_cache_tokens.inc(reuse)
+        self._recount_kv()
+
+    def _build_batch(self) -> bool:
+        generating: list[Job] = []
+        prefilling: list[Job] = []
+        for job in self._running:
+            job.out_index = -1
+            job.in_batch = 0
+            (generating if job.pending >= 0 else prefilling).append(job)
+        plan = plan_step(
+            len(generating),
+            [len(j.prompt) - j.prompt_done for j in prefilling],
+            self._batch.capacity,
+            rotation=self._steps,
+        )
+        batch = self._batch
+        batch.clear()
+        slots = self._slots
+        for i in plan.generating:
+            job = generating[i]
+            job.out_index = batch.add(job.pending, len(slots[job.seq].cached), job.seq, True)
+            job.in_batch = 1
+        for job, n in zip(prefilling, plan.prefill, strict=True):
+            if n:
+                start, end = job.prompt_done, job.prompt_done + n
+                last = end == len(job.prompt)
+                index = batch.add_span(job.prompt[start:end], start, job.seq, logits_last=last)
+                job.out_index = index if last else -1
+                job.in_batch = n
+        return batch.n > 0
+
+    def _decode(self) -> bool:
+        n_tokens = self._batch.n
+        rc = self._ctx.decode(self._batch)
+        self._metrics.decode_steps.inc()
+        self._metrics.batch_tokens.observe(n_tokens)
+        if rc != 0:
+            self._metrics.decode_errors.inc()
+            self._decode_failed(rc)
+            return False
+        evaluated = 0
+        for job in self._running:
+            if not job.in_batch:
+                continue
+            cached = self._slots[job.seq].cached
+            if job.pending >= 0:
+                cached.append(job.pending)
+            else:
+                end = job.prompt_done + job.in_batch
+                cached.extend(job.prompt[job.prompt_done : end])
+                job.prompt_done = end
+                evaluated += job.in_batch
+        if evaluated:
+            self._metrics.prompt_tokens_evaluated.inc(evaluated)
+        return True
+
+    def _decode_failed(self, rc: int) -> None:
+        involved = [job for job in self._running if job.in_batch]
+        if rc == 1:
+            # No free KV cells. Idle prefix caches are the only cells nobody needs right now;
+            # drop them and let the same batch run again next step.
+            if self._drop_idle_caches():
+                log.warning("KV cache full; dropped idle prefix caches and retrying")
+                return
+            victim = max(involved, key=lambda j: j.admitted_at)
+            log.warning("KV cache full; failing the newest request %s", victim.request.request_id)
+            self._release_kv(victim)
+            self._finish(
+                victim,
+                FinishReason.ERROR,
+                "the KV cache is full (no free cells for this sequence); retry later",
+            )
+            return
+        message = f"llama_decode failed with status {rc}"
+        log.error("%s; failing the %d requests in the batch", message, len(involved))
+        for job in involved:
+            # A failed decode may leave some of the batch's cells behind: wipe the sequence.
+            self._release_kv(job)
+            self._finish(job, FinishReason.ERROR, message)
+
+    def _process_outputs(self) -> None:
+        ctx, model, outbox = self._ctx, self._model, self._outbox
+        sampled = 0
+        for job in list(self._running):
+            if job.out_index < 0:
+                continue
+            token = ctx.sample(job.chain, job.out_index)
+            sampled += 1
+            job.generated += 1
+            if model.is_eog(token) and not job.request.params.ignore_eos:
+                self._finish_with_tail(job, FinishReason.STOP)
+                continue
+            piece = job.assembler.feed(model.piece(token))
+            if piece.text:
+                outbox.put(job.sink, TextDelta(piece.text, job.generated))
+            if piece.stopped:
+                self._finish(job, FinishReason.STOP)
+            elif job.generated >= job.request.params.max_tokens:
+                self._finish_with_tail(job, FinishReason.LENGTH)
+            elif len(job.prompt) + job.generated >= self._context_size:
+                self._finish_with_tail(job, FinishReason.CONTEXT_FULL)
+            else:
+                job.pending = token
+        self._metrics.generated_tokens.inc(sampled)
+
+    def _finish_with_tail(self, job: Job, reason: FinishReason) -> None:
+        tail = job.assembler.finish()
+        if tail:
+            self._outbox.put(job.sink, TextDelta(tail, job.generated))
+        self._finish(job, reason)
+
+    def _finish(self, job: Job, reason: FinishReason, error: str | None = None) -> None:
+        if job.finished:
+            return
+        job.finished = True
+        free_chain(job.chain)
+        job.chain = 0
+        if job.seq >= 0:
+            slot = self._slots[job.seq]
+            slot.job = None
+            slot.last_used = self._steps
+            self._running.remove(job)
+            with self._cond:
+                self._n_active -= 1
+        else:
+            with self._cond:
+                self._n_waiting -= 1
+        self._outbox.put(
+            job.sink,
+            Finished(reason, len(job.prompt), job.generated, job.cached_prompt, error),
+        )
+
+    def _release_kv(self, job: Job) -> None:
+        self._ctx.seq_rm(job.seq, -1, -1)
+        self._slots[job.seq].cached.clear()
+        self._recount_kv()
+
+    def _drop_idle_caches(self) -> bool:
+        dropped = False
+        for slot in self._slots:
+            if slot.job is None and slot.cached:
+                self._ctx.seq_rm(slot.seq, -1, -1)
+                slot.cached.clear()
+                dropped = True
+        if dropped:
+            self._recount_kv()
+        return dropped
+
+    def _recount_kv(self) -> None:
+        # Cells shared through seq_cp are counted once; see prefix.distinct_cells.
+        total = sum(len(s.cached) for s in self._slots)
+        shared = total - distinct_cells([s.cached for s in self._slots])
+        self._kv_overlap = shared if self._prefix_cache else 0
+
+    def _publish(self) -> None:
+        used = sum(len(s.cached) for s in self._slots) - self._kv_overlap
+        self.kv_cells_used = used
+        m = self._metrics
+        m.queue_depth.set(len(self._waiting))
+        m.sequences_active.set(len(self._running))
+        m.kv_cache_usage_ratio.set(used / self._ctx.n_ctx)
+
+    def _fail_all(self, reason: FinishReason, error: str | None) -> None:
+        with self._cond:
+            self._closing = True
+        self._apply_commands()
+        for job in [*self._waiting, *self._running]:
+            self._finish(job, reason, error)
+        self._waiting.clear()
+        self._publish()

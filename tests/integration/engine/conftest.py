@@ -1,0 +1,33 @@
+"""Fixtures for engine tests: engines on real model files, always closed after the test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sentiric_inference.config import EngineSettings
+from sentiric_inference.engine import Engine
+from sentiric_inference.metrics import Metrics
+
+from engine_helpers import EngineFactory
+
+@pytest.fixture
+async def make_engine() -> AsyncIterator[EngineFactory]:
+    """`await make_engine(path, **settings)` -> a loaded Engine, closed at teardown."""
+    engines: list[Engine] = []
+
+    async def factory(path: Path, *, metrics: Metrics | None = None, **settings: Any) -> Engine:
+        settings.setdefault("threads", 2)
+        engine = Engine(path, EngineSettings(**settings), metrics or Metrics())
+        engines.append(engine)
+        await engine.start()
+        return engine
+
+    try:
+        yield factory
+    finally:
+        for engine in engines:
+            await engine.stop()

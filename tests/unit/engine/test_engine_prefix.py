@@ -1,0 +1,73 @@
+"""Prefix reuse planning: which slot a prompt takes and how many cached tokens it keeps."""
+
+from __future__ import annotations
+
+import pytest
+
+from sentiric_inference.engine.prefix import (
+    SlotChoice,
+    SlotView,
+    choose_slot,
+    common_prefix_len,
+    distinct_cells,
+)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "n"),
+    [((), (1,), 0), ((1, 2, 3), (1, 2, 4), 2), ((1, 2), (1, 2, 3), 2), ((5,), (6,), 0)],
+)
+def test_common_prefix_len(a: tuple[int, ...], b: tuple[int, ...], n: int) -> None:
+    assert common_prefix_len(a, b) == n
+
+
+def _slot(seq: int, cached: list[int], *, free: bool = True, used: int = 0) -> SlotView:
+    return SlotView(seq, cached, free, used)
+
+
+def test_in_place_reuse_of_a_free_slot_with_the_longest_prefix() -> None:
+    slots = [_slot(0, [9, 9]), _slot(1, [1, 2, 3, 7]), _slot(2, [])]
+    assert choose_slot([1, 2, 3, 4, 5], slots, reuse=True) == SlotChoice(1, 1, 3)
+
+
+def test_last_prompt_token_is_always_left_to_evaluate() -> None:
+    slots = [_slot(0, [1, 2, 3, 4, 5, 6])]
+    assert choose_slot([1, 2, 3], slots, reuse=True) == SlotChoice(0, 0, 2)
+    assert choose_slot([1], slots, reuse=True) == SlotChoice(0, 0, 0)
+
+
+def test_prefix_of_a_busy_slot_is_copied_into_the_least_recently_used_free_slot() -> None:
+    slots = [
+        _slot(0, [1, 2, 3, 4, 8], free=False),
+        _slot(1, [5], used=7),
+        _slot(2, [6], used=3),
+    ]
+    assert choose_slot([1, 2, 3, 4, 9], slots, reuse=True) == SlotChoice(2, 0, 4)
+
+
+def test_free_slot_matching_as_well_as_a_busy_one_is_reused_in_place() -> None:
+    slots = [_slot(0, [1, 2, 3], free=False), _slot(1, [1, 2, 3, 9], used=1), _slot(2, [])]
+    assert choose_slot([1, 2, 3, 4], slots, reuse=True) == SlotChoice(1, 1, 3)
+
+
+def test_empty_free_slot_is_preferred_when_nothing_matches() -> None:
+    slots = [_slot(0, [5, 5], used=0), _slot(1, [], used=9)]
+    assert choose_slot([1, 2], slots, reuse=True) == SlotChoice(1, 1, 0)
+
+
+def test_without_reuse_nothing_is_kept() -> None:
+    slots = [_slot(0, [1, 2, 3], used=5), _slot(1, [4], used=1)]
+    assert choose_slot([1, 2, 3, 4], slots, reuse=False) == SlotChoice(1, 1, 0)
+
+
+def test_no_free_slot_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no free"):
+        choose_slot([1], [_slot(0, [], free=False)], reuse=True)
+
+
+def test_distinct_cells_counts_shared_prefixes_once() -> None:
+    assert distinct_cells([]) == 0
+    assert distinct_cells([[1, 2, 3]]) == 3
+    # Two sequences sharing a 3-token prefix, one unrelated, one empty.
+    assert distinct_cells([[1, 2, 3, 4], [1, 2, 3, 5, 6], [7], []]) == 3 + 1 + 2 + 1
+    assert distinct_cells([[1, 2], [1, 2]]) == 2
