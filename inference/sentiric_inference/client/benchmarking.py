@@ -12,7 +12,7 @@ import grpc
 from sentiric_inference.client.clients import AsyncLlamaClient
 from sentiric_inference.client.measuring import LoadReport, Sample
 from sentiric_inference.client.tls import TLSOptions
-from sentiric_inference.client.types import Finish, GenerationOptions, TextChunk
+from sentiric_inference.client.types import GenerationOptions, StreamProtocolError
 
 OK: Final = "OK"
 
@@ -22,30 +22,26 @@ async def measure_one(
     prompt: str,
     options: GenerationOptions,
     *,
-    timeout: float | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - the gRPC deadline
     trace_id: str | None = None,
 ) -> Sample:
     """One streamed request; a failed call becomes a Sample with its status code name."""
     started = time.perf_counter()
-    first: float | None = None
     try:
-        async for event in client.stream(
+        completion = await client.generate(
             prompt, options=options, timeout=timeout, trace_id=trace_id
-        ):
-            if isinstance(event, TextChunk):
-                if first is None:
-                    first = time.perf_counter() - started
-            elif isinstance(event, Finish):
-                return Sample(
-                    status=OK,
-                    finish_reason=event.reason,
-                    time_to_first_token=first,
-                    duration=time.perf_counter() - started,
-                    completion_tokens=event.completion_tokens,
-                )
+        )
     except grpc.aio.AioRpcError as exc:
         return Sample(status=exc.code().name, duration=time.perf_counter() - started)
-    return Sample(status="NO_FINISH_DETAILS", duration=time.perf_counter() - started)
+    except StreamProtocolError:
+        return Sample(status="NO_FINISH_DETAILS", duration=time.perf_counter() - started)
+    return Sample(
+        status=OK,
+        finish_reason=completion.finish.reason,
+        time_to_first_token=completion.time_to_first_token,
+        duration=completion.duration,
+        completion_tokens=completion.finish.completion_tokens,
+    )
 
 
 async def run_load(
@@ -56,7 +52,7 @@ async def run_load(
     concurrent: int,
     requests: int,
     tls: TLSOptions | None = None,
-    timeout: float | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - the gRPC deadline of each call
     on_done: Callable[[Sample], None] | None = None,
 ) -> LoadReport:
     """`requests` calls over one channel, at most `concurrent` in flight at any time."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Generator, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -90,8 +91,9 @@ class AsyncLlamaClient:
         history: Sequence[Turn] = (),
         options: GenerationOptions | None = None,
         trace_id: str | None = None,
-        timeout: float | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+        # Sent as the gRPC deadline, so the server stops generating too (not asyncio.timeout).
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> AsyncGenerator[StreamEvent, None]:
         """TextChunk events as the answer streams, then one Finish.
 
         Leaving the loop early cancels the call, which frees the server's sequence.
@@ -104,16 +106,21 @@ class AsyncLlamaClient:
             history=history,
             options=options,
         )
-        async for event in self.stream_request(request, trace_id=trace_id, timeout=timeout):
-            yield event
+        # aclosing: leaving this generator early must cancel the call now, not at GC.
+        async with contextlib.aclosing(
+            self.stream_request(request, trace_id=trace_id, timeout=timeout)
+        ) as events:
+            async for event in events:
+                yield event
 
     async def stream_request(
         self,
         request: llama_pb2.GenerateStreamRequest,
         *,
         trace_id: str | None = None,
-        timeout: float | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+        # Sent as the gRPC deadline, so the server stops generating too (not asyncio.timeout).
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Like `stream`, for a request message built by the caller."""
         call = self._stub.GenerateStream(request, metadata=_metadata(trace_id), timeout=timeout)
         decoder = TextDecoder()
@@ -136,22 +143,25 @@ class AsyncLlamaClient:
         history: Sequence[Turn] = (),
         options: GenerationOptions | None = None,
         trace_id: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the gRPC deadline
     ) -> Completion:
         """The whole answer with client-side timing."""
-        timer = CompletionRecorder()
-        async for event in self.stream(
-            user_prompt,
-            system_prompt=system_prompt,
-            rag_context=rag_context,
-            history=history,
-            options=options,
-            trace_id=trace_id,
-            timeout=timeout,
-        ):
-            completion = timer.add(event)
-            if completion is not None:
-                return completion
+        recorder = CompletionRecorder()
+        async with contextlib.aclosing(
+            self.stream(
+                user_prompt,
+                system_prompt=system_prompt,
+                rag_context=rag_context,
+                history=history,
+                options=options,
+                trace_id=trace_id,
+                timeout=timeout,
+            )
+        ) as events:
+            async for event in events:
+                completion = recorder.add(event)
+                if completion is not None:
+                    return completion
         raise _missing_finish()
 
 
@@ -191,7 +201,7 @@ class LlamaClient:
         options: GenerationOptions | None = None,
         trace_id: str | None = None,
         timeout: float | None = None,
-    ) -> Iterator[StreamEvent]:
+    ) -> Generator[StreamEvent, None, None]:
         """TextChunk events, then one Finish; closing the iterator early cancels the call.
 
         Raises grpc.RpcError for a failed call.
@@ -227,17 +237,20 @@ class LlamaClient:
         timeout: float | None = None,
     ) -> Completion:
         """The whole answer with client-side timing."""
-        timer = CompletionRecorder()
-        for event in self.stream(
-            user_prompt,
-            system_prompt=system_prompt,
-            rag_context=rag_context,
-            history=history,
-            options=options,
-            trace_id=trace_id,
-            timeout=timeout,
-        ):
-            completion = timer.add(event)
-            if completion is not None:
-                return completion
+        recorder = CompletionRecorder()
+        with contextlib.closing(
+            self.stream(
+                user_prompt,
+                system_prompt=system_prompt,
+                rag_context=rag_context,
+                history=history,
+                options=options,
+                trace_id=trace_id,
+                timeout=timeout,
+            )
+        ) as events:
+            for event in events:
+                completion = recorder.add(event)
+                if completion is not None:
+                    return completion
         raise _missing_finish()

@@ -86,9 +86,7 @@ class LoadReport:
             "finish_reasons": self.finish_reasons,
             "wall_time_s": self.wall_time,
             "ttft_s": {f"p{q}": self.ttft(q) for q in (50, 95, 99)},
-            "stream_tokens_per_s": {
-                f"p{q}": self.stream_tokens_per_second(q) for q in (50, 5, 1)
-            },
+            "stream_tokens_per_s": {f"p{q}": self.stream_tokens_per_second(q) for q in (50, 5, 1)},
             "aggregate_tokens_per_s": self.aggregate_tokens_per_second,
             "completion_tokens": sum(s.completion_tokens for s in self.ok),
             **self.extra,

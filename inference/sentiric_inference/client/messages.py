@@ -70,7 +70,9 @@ class TextDecoder:
         return self._decoder.decode(b"", final=True)
 
 
-def events_of(response: llama_pb2.GenerateStreamResponse, decoder: TextDecoder) -> list[StreamEvent]:
+def events_of(
+    response: llama_pb2.GenerateStreamResponse, decoder: TextDecoder
+) -> list[StreamEvent]:
     """Client events for one response message (empty while a character is incomplete)."""
     kind = response.WhichOneof("type")
     if kind == "token":
@@ -82,6 +84,8 @@ def events_of(response: llama_pb2.GenerateStreamResponse, decoder: TextDecoder) 
         if tail:
             events.append(TextChunk(tail))
         details = response.finish_details
-        events.append(Finish(details.finish_reason, details.prompt_tokens, details.completion_tokens))
+        events.append(
+            Finish(details.finish_reason, details.prompt_tokens, details.completion_tokens)
+        )
         return events
     return []

@@ -34,9 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--requests", type=_positive, default=32, help="calls in total")
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="user prompt of every call")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar on stderr"
-    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_connection_args(parser)
     add_sampling_args(parser)
     parser.set_defaults(run=run, max_tokens=128)
@@ -56,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with tqdm(
-        total=args.requests, desc="requests", unit="req", file=sys.stderr,
+        total=args.requests,
+        desc="requests",
+        unit="req",
+        file=sys.stderr,
         disable=args.no_progress,
     ) as progress:
         report = asyncio.run(

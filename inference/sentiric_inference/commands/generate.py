@@ -62,9 +62,7 @@ def add_sampling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=None)
     parser.add_argument("--repetition-penalty", type=float, default=None)
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument(
-        "--stop", action="append", default=[], help="stop sequence (repeatable)"
-    )
+    parser.add_argument("--stop", action="append", default=[], help="stop sequence (repeatable)")
     parser.add_argument(
         "--engine-param",
         action="append",

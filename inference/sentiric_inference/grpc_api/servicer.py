@@ -47,7 +47,8 @@ class LlamaServicer(llama_pb2_grpc.LlamaServiceServicer):
         self._serving = serving
         self._metrics = metrics
 
-    async def GenerateStream(  # noqa: N802 - the name is fixed by llama.proto
+    # The method name is fixed by llama.proto.
+    async def GenerateStream(
         self,
         request: llama_pb2.GenerateStreamRequest,
         context: grpc.aio.ServicerContext[
@@ -67,9 +68,7 @@ class LlamaServicer(llama_pb2_grpc.LlamaServiceServicer):
                 await self._abort(context, exc)
                 return
             try:
-                generation = self._serving.start_chat(
-                    chat, params, api=API, request_id=request_id
-                )
+                generation = self._serving.start_chat(chat, params, api=API, request_id=request_id)
             except SentiricError as exc:
                 await self._abort(context, exc)
                 return
