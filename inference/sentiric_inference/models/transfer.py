@@ -17,8 +17,6 @@ from sentiric_inference.models.progress import ProgressLog, human_bytes
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 1024 * 1024
-
 
 def _disk_full(path: Path, needed: int | None) -> DiskFullError:
     want = f"; {human_bytes(needed)} more are needed" if needed else ""
@@ -55,7 +53,9 @@ def fetch_into(
                 offset = 0
             progress.restart(offset)
             with partial.open("ab" if offset else "wb") as out:
-                for chunk in response.iter_bytes(chunk_size=_CHUNK):
+                # No chunk_size: httpx would buffer up to it and lose the buffer on a reset;
+                # writing each network read as it arrives keeps every received byte resumable.
+                for chunk in response.iter_bytes():
                     out.write(chunk)
                     written += len(chunk)
                     progress.advance(len(chunk))
