@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import tempfile
 from pathlib import Path
@@ -18,7 +19,10 @@ MODEL_CACHE = REPO_ROOT / ".cache" / "test-models"
 def _tiny_model_cache_key() -> str:
     # Regenerate whenever the generator (or the gguf writer it relies on) changes.
     source = Path(tiny_model.__file__).read_bytes()
-    version = tiny_model.gguf.__version__ if hasattr(tiny_model.gguf, "__version__") else ""
+    try:
+        version = importlib.metadata.version("gguf")
+    except importlib.metadata.PackageNotFoundError:
+        version = ""
     return hashlib.sha256(source + version.encode()).hexdigest()[:16]
 
 

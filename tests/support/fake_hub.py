@@ -15,6 +15,7 @@ It uses the standard library's threaded HTTP server; `stop()` ends stalls and bo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import re
@@ -271,7 +272,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._content(hub_file, head=head, commit=repo.commit)
 
     # -- responses -----------------------------------------------------------------------
-    def _error(self, status: int, code: str | None, message: str, *, commit: str | None = None) -> None:
+    def _error(
+        self, status: int, code: str | None, message: str, *, commit: str | None = None
+    ) -> None:
         body = f'{{"error": "{message}"}}'.encode()
         self.send_response(status)
         if code is not None:
@@ -334,10 +337,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _drop_connection(self) -> None:
         self.close_connection = True
-        try:
+        # The client may already have gone away; either way the connection is finished.
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _bearer(header: str | None) -> str | None:

@@ -9,6 +9,7 @@ same prompt + greedy sampling -> same tokens).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -64,9 +65,9 @@ QWEN25_CHAT_TEMPLATE = (
     "            {%- if tool_call.function is defined %}\n"
     "                {%- set tool_call = tool_call.function %}\n"
     "            {%- endif %}\n"
-    "            {{- '\\n<tool_call>\\n{\"name\": \"' }}\n"
+    '            {{- \'\\n<tool_call>\\n{"name": "\' }}\n'
     "            {{- tool_call.name }}\n"
-    "            {{- '\", \"arguments\": ' }}\n"
+    '            {{- \'", "arguments": \' }}\n'
     "            {{- tool_call.arguments | tojson }}\n"
     "            {{- '}\\n</tool_call>' }}\n"
     "        {%- endfor %}\n"
@@ -138,14 +139,13 @@ def train_bpe(corpus: str, n_merges: int) -> list[tuple[str, str]]:
     """Learn `n_merges` byte-level BPE merges; ties break lexicographically for determinism."""
     byte_map = bytes_to_unicode()
     words = Counter(
-        tuple(byte_map[b] for b in piece.encode("utf-8"))
-        for piece in _PRETOKENIZE.findall(corpus)
+        tuple(byte_map[b] for b in piece.encode("utf-8")) for piece in _PRETOKENIZE.findall(corpus)
     )
     merges: list[tuple[str, str]] = []
     for _ in range(n_merges):
         pairs: Counter[tuple[str, str]] = Counter()
         for word, count in words.items():
-            for pair in zip(word, word[1:], strict=False):
+            for pair in itertools.pairwise(word):
                 pairs[pair] += count
         if not pairs:
             break

@@ -31,23 +31,51 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, help="engine.yaml (model.huggingFace, sha256, cacheDir)")
+    parser.add_argument(
+        "--config", type=Path, help="engine.yaml (model.huggingFace, sha256, cacheDir)"
+    )
     parser.add_argument("--repo", help="Hub repository, e.g. Qwen/Qwen2.5-3B-Instruct-GGUF")
-    parser.add_argument("--file", help="file in the repository, e.g. qwen2.5-3b-instruct-q4_k_m.gguf")
+    parser.add_argument(
+        "--file", help="file in the repository, e.g. qwen2.5-3b-instruct-q4_k_m.gguf"
+    )
     parser.add_argument("--revision", help="branch, tag or commit (default: main)")
-    parser.add_argument("--cache-dir", type=Path, help="folder the file is placed in (default /models)")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="folder the file is placed in (default /models)"
+    )
     parser.add_argument("--sha256", help="expected sha256 of the file (64 hex digits)")
-    parser.add_argument("--token-file", type=Path, help="file holding the Hub token (else $HF_TOKEN)")
-    parser.add_argument("--timeout", type=float, default=30.0,
-                        help="seconds to connect / without receiving a byte (default 30)")
-    parser.add_argument("--retries", type=int, default=6,
-                        help="consecutive attempts without progress before giving up (default 6)")
-    parser.add_argument("--backoff", type=float, default=1.0,
-                        help="first retry delay in seconds, doubled each time (default 1)")
-    parser.add_argument("--backoff-max", type=float, default=60.0,
-                        help="longest retry delay in seconds (default 60)")
-    parser.add_argument("--progress-interval", type=float, default=10.0,
-                        help="seconds between progress log lines (default 10)")
+    parser.add_argument(
+        "--token-file", type=Path, help="file holding the Hub token (else $HF_TOKEN)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds to connect / without receiving a byte (default 30)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=6,
+        help="consecutive attempts without progress before giving up (default 6)",
+    )
+    parser.add_argument(
+        "--backoff",
+        type=float,
+        default=1.0,
+        help="first retry delay in seconds, doubled each time (default 1)",
+    )
+    parser.add_argument(
+        "--backoff-max",
+        type=float,
+        default=60.0,
+        help="longest retry delay in seconds (default 60)",
+    )
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=10.0,
+        help="seconds between progress log lines (default 10)",
+    )
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.set_defaults(run=run)
 
@@ -108,8 +136,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"sentiric-llm download: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.retries < 1 or args.timeout <= 0 or args.backoff < 0:
-        print("sentiric-llm download: error: --retries >= 1, --timeout > 0, --backoff >= 0",
-              file=sys.stderr)
+        print(
+            "sentiric-llm download: error: --retries >= 1, --timeout > 0, --backoff >= 0",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
     # huggingface_hub's own tqdm bars are noise in `kubectl logs`; progress is logged instead.
@@ -130,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
         return exc.exit_code
     logger.info(
         "model ready: %s (%d bytes, sha256 %s, %s)",
-        result.path, result.size, result.sha256,
+        result.path,
+        result.size,
+        result.sha256,
         "downloaded" if result.downloaded else "already present",
     )
     print(result.path)

@@ -101,8 +101,9 @@ def _with_retries(options: DownloadOptions, what: str, call: Callable[[], T]) ->
     def log_retry(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
-        logger.warning("%s failed (attempt %d): %s; retrying in %.1fs", what,
-                       state.attempt_number, exc, wait)
+        logger.warning(
+            "%s failed (attempt %d): %s; retrying in %.1fs", what, state.attempt_number, exc, wait
+        )
 
     retrying = Retrying(
         stop=stop,
@@ -227,15 +228,22 @@ def _download_locked(
     size = human_bytes(remote.size) if remote.size is not None else "unknown size"
     logger.info("downloading %s (%s, commit %s) to %s", source, size, remote.commit, dest)
     progress = ProgressLog(
-        logger, label=source.file, total=remote.size, initial=have,
+        logger,
+        label=source.file,
+        total=remote.size,
+        initial=have,
         interval=options.progress_interval,
     )
     _with_retries(
         options,
         f"download of {source}",
         lambda: fetch_into(
-            partial_path(dest), remote, source,
-            token=token, timeout=options.timeout, progress=progress,
+            partial_path(dest),
+            remote,
+            source,
+            token=token,
+            timeout=options.timeout,
+            progress=progress,
         ),
     )
     logger.info("%s: transfer complete, %s; verifying sha256", source.file, progress.summary())
@@ -260,7 +268,9 @@ def download_model(
         with lock:
             return _download_locked(source, dest, pin, token, options)
     except Timeout as exc:
-        raise DownloadError(f"another process kept {dest} locked for {options.lock_timeout}s") from exc
+        raise DownloadError(
+            f"another process kept {dest} locked for {options.lock_timeout}s"
+        ) from exc
     except OSError as exc:
         if exc.errno == errno.ENOSPC:  # outside the transfer (partial bookkeeping, marker)
             raise DiskFullError(f"no space left on the cache volume at {dest.parent}") from exc

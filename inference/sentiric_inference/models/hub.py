@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx2
-from huggingface_hub import get_hf_file_metadata, hf_hub_url
+from huggingface_hub import get_hf_file_metadata, get_session, hf_hub_url, hf_raise_for_status
 from huggingface_hub.errors import (
     FileMetadataError,
     HfHubHTTPError,
@@ -22,7 +22,9 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+# Public, but re-exported through a lazily computed __all__ that type checkers cannot see.
+from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
 from sentiric_inference.models.errors import (
     AuthError,
@@ -65,7 +67,9 @@ def _token(token: str | None) -> str | bool:
     return token if token else False
 
 
-def describe_failure(exc: BaseException, source: HubFile, *, progressed: bool = False) -> DownloadError:
+def describe_failure(
+    exc: BaseException, source: HubFile, *, progressed: bool = False
+) -> DownloadError:
     """Map a huggingface_hub / httpx2 exception to a DownloadError with a one-line message."""
     if isinstance(exc, DownloadError):
         return exc

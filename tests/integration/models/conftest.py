@@ -7,11 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.models.samples import FILE, NOT_GRANTED_TOKEN, PRIVATE_REPO, REPO, TOKEN
 from tests.support.fake_hub import FakeHub
-
-REPO = "Qwen/Tiny-GGUF"
-FILE = "tiny-q4_k_m.gguf"
-TOKEN = "hf_test_token"
 
 
 @pytest.fixture
@@ -22,12 +19,11 @@ def model_bytes() -> bytes:
 
 @pytest.fixture
 def hub(model_bytes: bytes) -> Iterator[FakeHub]:
-    fake = FakeHub(valid_tokens={TOKEN, "hf_not_granted"})
+    fake = FakeHub(valid_tokens={TOKEN, NOT_GRANTED_TOKEN})
     fake.add_file(REPO, FILE, model_bytes)
     fake.add_file(REPO, "README.md", b"# tiny\n", lfs=False)
-    private = fake.add_file("acme/private-GGUF", FILE, model_bytes, private=True)
-    fake.repos["acme/private-GGUF"].forbidden_tokens.add("hf_not_granted")
-    assert private.sha256
+    fake.add_file(PRIVATE_REPO, FILE, model_bytes, private=True)
+    fake.repos[PRIVATE_REPO].forbidden_tokens.add(NOT_GRANTED_TOKEN)
     fake.start()
     try:
         yield fake

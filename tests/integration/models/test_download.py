@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from sentiric_inference.models.downloading import (
     DownloadOptions,
     DownloadResult,
@@ -25,7 +24,8 @@ from sentiric_inference.models.errors import (
 )
 from sentiric_inference.models.hub import HubFile
 from sentiric_inference.models.markers import marker_path
-from tests.integration.models.conftest import FILE, REPO, TOKEN
+
+from tests.integration.models.samples import FILE, REPO, TOKEN
 from tests.support.fake_hub import FakeHub
 
 
@@ -208,9 +208,7 @@ def test_stall_times_out_then_retry_succeeds(
     assert time.monotonic() - started < 10
 
 
-def test_stall_on_every_attempt_gives_up_with_network_error(
-    hub: FakeHub, tmp_path: Path
-) -> None:
+def test_stall_on_every_attempt_gives_up_with_network_error(hub: FakeHub, tmp_path: Path) -> None:
     hub.faults.stall_times = 100
     started = time.monotonic()
     with pytest.raises(NetworkError, match="ReadTimeout") as info:
@@ -255,10 +253,8 @@ def tiny_volume(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
-def test_too_small_volume_is_refused_before_downloading(
-    hub: FakeHub, tiny_volume: Path
-) -> None:
-    with pytest.raises(DiskFullError, match="spec.model.cache.size") as info:
+def test_too_small_volume_is_refused_before_downloading(hub: FakeHub, tiny_volume: Path) -> None:
+    with pytest.raises(DiskFullError, match=r"spec\.model\.cache\.size") as info:
         _get(hub, SOURCE, tiny_volume)
     assert info.value.exit_code == 6
     assert hub.content_gets() == []

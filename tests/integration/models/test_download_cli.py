@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from sentiric_inference.models.downloading import partial_path
-from tests.integration.models.conftest import FILE, REPO, TOKEN
+
+from tests.integration.models.samples import FILE, REPO, TOKEN
 from tests.support.fake_hub import FakeHub
 
 
@@ -24,7 +24,8 @@ def _command() -> list[str]:
 
 def _env(hub: FakeHub, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update({"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_TELEMETRY": "1"}, **extra)
+    env.update({"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_TELEMETRY": "1"})
+    env.update(extra)
     return env
 
 
@@ -46,7 +47,7 @@ def _download(
 
 def _engine_yaml(tmp_path: Path, **model: object) -> Path:
     path = tmp_path / "engine.yaml"
-    spec = {"huggingFace": {"repo": REPO, "file": FILE, "revision": "main"}}
+    spec: dict[str, object] = {"huggingFace": {"repo": REPO, "file": FILE, "revision": "main"}}
     spec.update(model)
     path.write_text(yaml.safe_dump({"model": spec}))
     return path
@@ -68,7 +69,13 @@ def test_config_file_download_then_skip(hub: FakeHub, model_bytes: bytes, tmp_pa
 
 def test_flags_and_token_from_env(hub: FakeHub, model_bytes: bytes, tmp_path: Path) -> None:
     done = _download(
-        hub, "--repo", "acme/private-GGUF", "--file", FILE, "--cache-dir", str(tmp_path),
+        hub,
+        "--repo",
+        "acme/private-GGUF",
+        "--file",
+        FILE,
+        "--cache-dir",
+        str(tmp_path),
         env=_env(hub, HF_TOKEN=TOKEN),
     )
     assert done.returncode == 0, done.stderr
@@ -79,8 +86,16 @@ def test_token_file_wins_over_env(hub: FakeHub, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     done = _download(
-        hub, "--repo", "acme/private-GGUF", "--file", FILE, "--cache-dir", str(tmp_path / "c"),
-        "--token-file", str(token_file), env=_env(hub, HF_TOKEN="hf_wrong"),
+        hub,
+        "--repo",
+        "acme/private-GGUF",
+        "--file",
+        FILE,
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--token-file",
+        str(token_file),
+        env=_env(hub, HF_TOKEN="hf_wrong"),
     )
     assert done.returncode == 0, done.stderr
 
@@ -154,8 +169,18 @@ def test_killed_mid_download_resumes_on_the_next_run(
     hub.faults.stall_seconds = 60
     partial = partial_path(tmp_path / FILE)
     proc = subprocess.Popen(
-        [*_command(), "download", "--repo", REPO, "--file", FILE, "--cache-dir", str(tmp_path),
-         "--timeout", "60"],
+        [
+            *_command(),
+            "download",
+            "--repo",
+            REPO,
+            "--file",
+            FILE,
+            "--cache-dir",
+            str(tmp_path),
+            "--timeout",
+            "60",
+        ],
         env=_env(hub),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
