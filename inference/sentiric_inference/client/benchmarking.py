@@ -53,7 +53,7 @@ async def run_load(
     requests: int,
     tls: TLSOptions | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 - the gRPC deadline of each call
-    on_done: Callable[[Sample], None] | None = None,
+    on_done: Callable[[Sample], object] | None = None,
 ) -> LoadReport:
     """`requests` calls over one channel, at most `concurrent` in flight at any time."""
     if concurrent < 1 or requests < 1:

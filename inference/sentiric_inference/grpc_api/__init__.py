@@ -1,12 +1,6 @@
-"""The gRPC API: sentiric.llm.v1.LlamaService, grpc.health.v1, reflection, optional mTLS."""
+"""The gRPC API: sentiric.llm.v1.LlamaService, grpc.health.v1, reflection, optional mTLS.
 
-from __future__ import annotations
-
-from sentiric_inference.grpc_api.server import (
-    HEALTH_SERVICE_NAME,
-    SERVICE_NAME,
-    GrpcServer,
-    create_grpc_server,
-)
-
-__all__ = ["HEALTH_SERVICE_NAME", "SERVICE_NAME", "GrpcServer", "create_grpc_server"]
+The server is built by `sentiric_inference.grpc_api.server.create_grpc_server`. Nothing is
+imported here, so the client (which needs only `grpc_api.gen`) stays free of the server's
+dependencies.
+"""

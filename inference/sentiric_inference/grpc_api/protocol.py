@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from google.protobuf.json_format import MessageToDict
 
@@ -67,7 +67,7 @@ def to_chat_input(request: llama_pb2.GenerateStreamRequest) -> ChatInput:
                 f"history[{index}].role",
                 f"{turn.role!r} is not one of {', '.join(_ROLES)}.",
             )
-        history.append(ChatTurn(role=cast(Role, role), content=turn.content))
+        history.append(ChatTurn(role=role, content=turn.content))
     rag_context = request.rag_context if request.HasField("rag_context") else None
     return ChatInput(
         user_prompt=request.user_prompt,

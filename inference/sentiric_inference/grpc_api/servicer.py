@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 
@@ -31,7 +31,7 @@ _MAX_TRACE_ID = 128
 Response = llama_pb2.GenerateStreamResponse
 
 
-def trace_id_of(context: grpc.aio.ServicerContext[object, object]) -> str | None:
+def trace_id_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
     """The caller's x-trace-id metadata value, if any."""
     for key, value in context.invocation_metadata() or ():
         if key == TRACE_ID_METADATA:

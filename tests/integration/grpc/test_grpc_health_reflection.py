@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 from sentiric_inference.client import GenerationOptions, LlamaClient
-from sentiric_inference.grpc_api import SERVICE_NAME
+from sentiric_inference.grpc_api.server import SERVICE_NAME
 
 from tests.support.server import ServerHandle, running_server
 
