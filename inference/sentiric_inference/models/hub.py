@@ -26,6 +26,7 @@ from huggingface_hub.errors import (
 # Public, but re-exported through a lazily computed __all__ that type checkers cannot see.
 from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
+from sentiric_inference import __version__
 from sentiric_inference.models.errors import (
     AuthError,
     DownloadError,
@@ -33,6 +34,8 @@ from sentiric_inference.models.errors import (
     TransientError,
 )
 
+# Sent in the User-Agent, so Hub operators can tell these downloads apart.
+_LIBRARY_NAME = "sentiric-llm"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -118,7 +121,14 @@ def fetch_metadata(
     """HEAD the file's resolve URL (no retries here: the caller's policy owns them)."""
     url = hf_hub_url(source.repo, source.file, revision=source.revision, endpoint=endpoint)
     try:
-        meta = get_hf_file_metadata(url, token=_token(token), timeout=timeout, endpoint=endpoint)
+        meta = get_hf_file_metadata(
+            url,
+            token=_token(token),
+            timeout=timeout,
+            endpoint=endpoint,
+            library_name=_LIBRARY_NAME,
+            library_version=__version__,
+        )
     except Exception as exc:
         raise describe_failure(exc, source) from exc
     if meta.etag is None or meta.commit_hash is None:
@@ -147,7 +157,9 @@ def open_stream(
     remote: RemoteFile, source: HubFile, *, offset: int, token: str | None, timeout: float
 ) -> Iterator[httpx2.Response]:
     """GET the file's bytes from `offset` on; the response may be 200 if Range was ignored."""
-    headers = build_hf_headers(token=_token(token))
+    headers = build_hf_headers(
+        token=_token(token), library_name=_LIBRARY_NAME, library_version=__version__
+    )
     if _origin(remote.location) != _origin(remote.url):
         # A signed CDN URL: the Hub token must not leave the Hub.
         headers.pop("authorization", None)
