@@ -15,12 +15,16 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from sentiric_inference.config import EngineConfig
 from sentiric_inference.metrics import Metrics
 from sentiric_inference.serving.service import Serving, model_name_for
+
+if TYPE_CHECKING:
+    from sentiric_inference.grpc_api.server import GrpcServer
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,9 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise OSError(exc.errno, f"cannot listen for HTTP on {host}:{port}: {exc.strerror}") from exc
+        raise OSError(
+            exc.errno, f"cannot listen for HTTP on {host}:{port}: {exc.strerror}"
+        ) from exc
     sock.listen(2048)
     sock.setblocking(False)
     return sock
@@ -108,15 +114,17 @@ async def serve(
     stop_task = asyncio.create_task(stop.wait(), name="stop-signal")
     host = _display_host(settings.host)
     if on_listening is not None:
-        on_listening(Endpoints(
-            http_url=f"http://{host}:{settings.http_port}",
-            grpc_target=f"{host}:{grpc_server.port}",
-            metrics_url=f"http://{host}:{settings.http_port}/metrics",
-            model_name=serving.model_name,
-        ))
+        on_listening(
+            Endpoints(
+                http_url=f"http://{host}:{settings.http_port}",
+                grpc_target=f"{host}:{grpc_server.port}",
+                metrics_url=f"http://{host}:{settings.http_port}/metrics",
+                model_name=serving.model_name,
+            )
+        )
     log.info("loading model %s", model_path)
     try:
-        pending: set[asyncio.Task[object]] = {load_task, http_task, stop_task}  # type: ignore[arg-type]
+        pending: set[asyncio.Task[Any]] = {load_task, http_task, stop_task}
         while True:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if load_task in done:
@@ -148,16 +156,19 @@ async def serve(
 async def _shut_down(
     http_server: uvicorn.Server,
     http_task: asyncio.Task[None],
-    grpc_server: object,
+    grpc_server: GrpcServer,
     serving: Serving,
     grace: float,
 ) -> None:
     """Stop accepting on both surfaces at once; in-flight streams get `grace` seconds."""
     http_server.should_exit = True
-    stop_grpc = asyncio.create_task(grpc_server.stop(grace))  # type: ignore[attr-defined]
-    drained = await serving.wait_idle(grace)
-    if not drained:
-        log.warning("%d request(s) still running after %.0fs; cancelling them", serving.active, grace)
+    stop_grpc = asyncio.create_task(grpc_server.stop(grace))
+    try:
+        await asyncio.wait_for(serving.wait_idle(), grace)
+    except TimeoutError:
+        log.warning(
+            "%d request(s) still running after %.0fs; cancelling them", serving.active, grace
+        )
     with contextlib.suppress(Exception):
         await asyncio.wait_for(asyncio.shield(http_task), timeout=grace + 5)
     with contextlib.suppress(Exception):

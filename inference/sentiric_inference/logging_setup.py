@@ -23,7 +23,9 @@ _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message"
 
 
 @contextlib.contextmanager
-def request_context(*, request_id: str | None = None, trace_id: str | None = None) -> Iterator[None]:
+def request_context(
+    *, request_id: str | None = None, trace_id: str | None = None
+) -> Iterator[None]:
     """Tag log lines written inside the block with the request's ids."""
     tokens = [request_id_var.set(request_id), trace_id_var.set(trace_id)]
     try:

@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--context-size", type=int, help="tokens of context per sequence (engine.contextSize)"
     )
     parser.add_argument(
-        "--shutdown-grace", type=float, default=25.0,
+        "--shutdown-grace",
+        type=float,
+        default=25.0,
         help="seconds in-flight requests may run after SIGTERM (default 25)",
     )
     parser.set_defaults(run=run)
@@ -82,17 +84,10 @@ def load_effective_config(args: argparse.Namespace) -> tuple[EngineConfig, Path]
             data.setdefault(section, {})[key] = value
     if args.model is not None:
         data.setdefault("model", {})["path"] = str(args.model)
-    model_path = EngineConfig.model_validate(data).model.local_path()
-    if model_path is None:
-        from sentiric_inference.models.embedded import EMBEDDED_ALIAS, embedded_model_path
-
-        try:
-            model_path = embedded_model_path()
-        except FileNotFoundError as exc:
-            raise ValueError(str(exc)) from exc
-        data.setdefault("model", {})["path"] = str(model_path)
-        data["model"].setdefault("alias", EMBEDDED_ALIAS)
     try:
+        model_path = EngineConfig.model_validate(data).model.local_path()
+        if model_path is None:
+            model_path = _embedded(data)
         config = EngineConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(_describe(dict(e)) for e in exc.errors())
@@ -102,10 +97,24 @@ def load_effective_config(args: argparse.Namespace) -> tuple[EngineConfig, Path]
     return config, model_path
 
 
+def _embedded(data: dict[str, Any]) -> Path:
+    """Point the config at the embedded SmolLM2 (no config and no --model given)."""
+    from sentiric_inference.models.embedded import EMBEDDED_ALIAS, embedded_model_path
+
+    try:
+        path = embedded_model_path()
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from exc
+    model = data.setdefault("model", {})
+    model["path"] = str(path)
+    model.setdefault("alias", EMBEDDED_ALIAS)
+    return path
+
+
 def _banner(endpoints: Endpoints) -> None:
     print(
         f"sentiric-llm serving {endpoints.model_name}\n"
-        f"  HTTP (OpenAI): {endpoints.http_url}/v1   e.g. OpenAI(base_url=\"{endpoints.http_url}/v1\", api_key=\"unused\")\n"
+        f'  HTTP (OpenAI): {endpoints.http_url}/v1   e.g. OpenAI(base_url="{endpoints.http_url}/v1", api_key="unused")\n'
         f"  gRPC:          {endpoints.grpc_target}   (sentiric.llm.v1.LlamaService)\n"
         f"  metrics:       {endpoints.metrics_url}\n"
         f"  readiness:     {endpoints.http_url}/ready (503 while the model loads)",

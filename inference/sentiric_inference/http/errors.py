@@ -1,12 +1,12 @@
 """Every HTTP error leaves in OpenAI's shape `{"error": {message, type, param, code}}`, from here.
 
-    InvalidRequestError / malformed JSON / wrong types -> 400 invalid_request_error
-    PromptTooLongError                                  -> 400 (code context_length_exceeded)
-    ApiError (unknown model, ...)                       -> its own status
-    unknown route / method                              -> 404 / 405
-    OverloadedError                                     -> 429 rate_limit_error + Retry-After
-    NotReadyError                                       -> 503 unavailable_error
-    EngineFailure / anything unexpected                 -> 500 server_error (logged)
+InvalidRequestError / malformed JSON / wrong types -> 400 invalid_request_error
+PromptTooLongError                                  -> 400 (code context_length_exceeded)
+ApiError (unknown model, ...)                       -> its own status
+unknown route / method                              -> 404 / 405
+OverloadedError                                     -> 429 rate_limit_error + Retry-After
+NotReadyError                                       -> 503 unavailable_error
+EngineFailure / anything unexpected                 -> 500 server_error (logged)
 """
 
 from __future__ import annotations
@@ -33,12 +33,22 @@ from sentiric_inference.protocol.responses import ErrorBody, ErrorResponse
 
 log = logging.getLogger(__name__)
 
+# The `api` label of requests_total for each API route.
+API_CHAT = "http_chat"
+API_COMPLETION = "http_completion"
+API_BY_PATH = {"/v1/chat/completions": API_CHAT, "/v1/completions": API_COMPLETION}
+
 
 class ApiError(Exception):
     """An HTTP-only refusal that has no counterpart in the serving layer (e.g. unknown model)."""
 
     def __init__(
-        self, status: int, message: str, *, type: str, param: str | None = None,
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str,
+        param: str | None = None,
         code: str | None = None,
     ) -> None:
         super().__init__(message)
@@ -49,28 +59,48 @@ class ApiError(Exception):
 def error_body(exc: SentiricError) -> tuple[int, ErrorBody, dict[str, str]]:
     """Status, OpenAI error body and extra headers for a serving-layer error."""
     if isinstance(exc, PromptTooLongError):
-        return 400, ErrorBody(
-            message=exc.message, type="invalid_request_error", param=exc.param,
-            code="context_length_exceeded",
-        ), {}
+        return (
+            400,
+            ErrorBody(
+                message=exc.message,
+                type="invalid_request_error",
+                param=exc.param,
+                code="context_length_exceeded",
+            ),
+            {},
+        )
     if isinstance(exc, InvalidRequestError):
-        return 400, ErrorBody(
-            message=exc.message, type="invalid_request_error", param=exc.param,
-            code="invalid_value",
-        ), {}
+        return (
+            400,
+            ErrorBody(
+                message=exc.message,
+                type="invalid_request_error",
+                param=exc.param,
+                code="invalid_value",
+            ),
+            {},
+        )
     if isinstance(exc, OverloadedError):
         retry = str(max(1, math.ceil(exc.retry_after)))
-        return 429, ErrorBody(
-            message=exc.message, type="rate_limit_error", param=None, code="overloaded"
-        ), {"Retry-After": retry}
+        return (
+            429,
+            ErrorBody(message=exc.message, type="rate_limit_error", param=None, code="overloaded"),
+            {"Retry-After": retry},
+        )
     if isinstance(exc, NotReadyError):
-        return 503, ErrorBody(
-            message=exc.message, type="unavailable_error", param=None, code="model_not_ready"
-        ), {"Retry-After": "5"}
+        return (
+            503,
+            ErrorBody(
+                message=exc.message, type="unavailable_error", param=None, code="model_not_ready"
+            ),
+            {"Retry-After": "5"},
+        )
     return 500, ErrorBody(message=exc.message, type="server_error", code="engine_error"), {}
 
 
-def error_response(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, body: ErrorBody, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
         ErrorResponse(error=body).model_dump(mode="json"), status_code=status, headers=headers
     )
@@ -97,22 +127,30 @@ def location_param(loc: Sequence[int | str]) -> str | None:
 def _validation_response(exc: RequestValidationError) -> JSONResponse:
     errors: list[dict[str, Any]] = list(exc.errors())
     if not errors:
-        return error_response(400, ErrorBody(message="Invalid request.", type="invalid_request_error"))
+        return error_response(
+            400, ErrorBody(message="Invalid request.", type="invalid_request_error")
+        )
     first = errors[0]
     kind = str(first.get("type", ""))
     loc = tuple(first.get("loc", ()))
     if kind == "json_invalid":
         detail = first.get("ctx", {}).get("error", first.get("msg", ""))
-        return error_response(400, ErrorBody(
-            message=f"The request body is not valid JSON: {detail}",
-            type="invalid_request_error", code="invalid_json",
-        ))
+        return error_response(
+            400,
+            ErrorBody(
+                message=f"The request body is not valid JSON: {detail}",
+                type="invalid_request_error",
+                code="invalid_json",
+            ),
+        )
     param = location_param(loc)
     if kind == "extra_forbidden":
         message = f"Unrecognized request argument supplied: {param}"
         code = "unknown_parameter"
     elif kind == "missing":
-        message = f"Missing required parameter: '{param}'." if param else "The request body is missing."
+        message = (
+            f"Missing required parameter: '{param}'." if param else "The request body is missing."
+        )
         code = "missing_required_parameter"
     else:
         got = json.dumps(first.get("input"), default=str)
@@ -120,12 +158,22 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
             got = got[:77] + "..."
         where = f"'{param}'" if param else "The request body"
         message = f"Invalid value for {where}: {first.get('msg', 'invalid')} (got {got})."
-        code = "invalid_type" if kind.endswith("_type") or kind.endswith("_parsing") else "invalid_value"
+        code = (
+            "invalid_type"
+            if kind.endswith("_type") or kind.endswith("_parsing")
+            else "invalid_value"
+        )
     if len(errors) > 1:
         message += f" ({len(errors) - 1} more problem(s) in the request.)"
-    return error_response(400, ErrorBody(
-        message=message, type="invalid_request_error", param=param, code=code,
-    ))
+    return error_response(
+        400,
+        ErrorBody(
+            message=message,
+            type="invalid_request_error",
+            param=param,
+            code=code,
+        ),
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -142,8 +190,12 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ApiError)
         return error_response(exc.status, exc.body)
 
-    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        api = API_BY_PATH.get(request.url.path)
+        if api is not None:
+            # Refused before reaching the serving layer, which counts its own refusals.
+            request.app.state.metrics.requests_total.labels(api, "invalid").inc()
         return _validation_response(exc)
 
     async def on_http(_: Request, exc: Exception) -> JSONResponse:

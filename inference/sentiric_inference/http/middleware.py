@@ -60,7 +60,9 @@ class RequestIdMiddleware:
                 if path not in _QUIET_PATHS or status >= 400:
                     log.info(
                         "%s %s %s %.1fms",
-                        scope.get("method", ""), path, status or "-",
+                        scope.get("method", ""),
+                        path,
+                        status or "-",
                         (time.perf_counter() - started) * 1000,
                         extra={"status": status, "path": path},
                     )

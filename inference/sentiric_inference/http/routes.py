@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sentiric_inference.errors import InvalidRequestError
-from sentiric_inference.http.errors import ApiError
+from sentiric_inference.http.errors import API_CHAT, API_COMPLETION, ApiError
 from sentiric_inference.http.streaming import Kind, collect, stream_sse
 from sentiric_inference.protocol.convert import chat_request, completion_request
 from sentiric_inference.protocol.requests import ChatCompletionRequest, CompletionRequest
-from sentiric_inference.protocol.responses import ModelCard, ModelList
+from sentiric_inference.protocol.responses import ChatCompletion, Completion, ModelCard, ModelList
 from sentiric_inference.serving.service import Generation
 
 if TYPE_CHECKING:
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from sentiric_inference.serving.service import Serving
 
 router = APIRouter()
-API_CHAT = "http_chat"
-API_COMPLETION = "http_completion"
 _STARTED = int(time.time())
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -66,7 +64,9 @@ async def metrics(request: Request) -> Response:
 async def list_models(request: Request) -> ModelList:
     serving = _serving(request)
     card = ModelCard(
-        id=serving.model_name, created=_STARTED, ready=serving.ready,
+        id=serving.model_name,
+        created=_STARTED,
+        ready=serving.ready,
         max_tokens=serving.config.sampling.max_tokens,
         context_length=serving.config.engine.context_size,
     )
@@ -76,13 +76,18 @@ async def list_models(request: Request) -> ModelList:
 def _check_model(serving: Serving, model: str) -> None:
     if model != serving.model_name:
         raise ApiError(
-            404, f"The model '{model}' does not exist on this server; it serves "
+            404,
+            f"The model '{model}' does not exist on this server; it serves "
             f"'{serving.model_name}' (see GET /v1/models).",
-            type="not_found_error", param="model", code="model_not_found",
+            type="not_found_error",
+            param="model",
+            code="model_not_found",
         )
 
 
-async def _wait_or_disconnect(request: Request, work: asyncio.Task[object]) -> None:
+async def _wait_or_disconnect(
+    request: Request, work: asyncio.Task[ChatCompletion | Completion]
+) -> None:
     """Await `work`, cancelling it if the client disconnects first."""
 
     async def disconnected() -> None:
@@ -116,7 +121,7 @@ async def _respond(
         )
     # Not streaming: nothing is sent until the end, so watch for a disconnect ourselves,
     # otherwise an abandoned request would hold its sequence until max_tokens.
-    work: asyncio.Task[object] = asyncio.ensure_future(
+    work: asyncio.Task[ChatCompletion | Completion] = asyncio.ensure_future(
         collect(generation, kind=kind, model=model)
     )
     await _wait_or_disconnect(request, work)
@@ -124,7 +129,7 @@ async def _respond(
         generation.cancel()
         return Response(status_code=499)
     body = work.result()
-    return JSONResponse(body.model_dump(mode="json"))  # type: ignore[attr-defined]
+    return JSONResponse(body.model_dump(mode="json"))
 
 
 @router.post("/v1/chat/completions", response_model=None)
@@ -136,9 +141,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     except (InvalidRequestError, ApiError):
         _metrics(request).requests_total.labels(API_CHAT, "invalid").inc()
         raise
-    generation = serving.start_chat(
-        chat, params, api=API_CHAT, request_id=request.state.request_id
-    )
+    generation = serving.start_chat(chat, params, api=API_CHAT, request_id=request.state.request_id)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await _respond(
         request, generation, kind="chat", stream=body.stream, include_usage=include_usage

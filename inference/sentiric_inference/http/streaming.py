@@ -72,7 +72,9 @@ def failure_of(finished: Finished) -> EngineFailure | NotReadyError:
 def _error_chunk(exc: EngineFailure | NotReadyError) -> bytes:
     kind = "server_error" if isinstance(exc, EngineFailure) else "unavailable_error"
     code = "engine_error" if isinstance(exc, EngineFailure) else "cancelled"
-    return sse(ErrorResponse(error=ErrorBody(message=exc.message, type=kind, code=code)).model_dump_json())
+    return sse(
+        ErrorResponse(error=ErrorBody(message=exc.message, type=kind, code=code)).model_dump_json()
+    )
 
 
 class _Ids:
@@ -83,19 +85,37 @@ class _Ids:
         self.created = int(time.time())
 
 
-def _chunk(ids: _Ids, text: str | None, finish: Literal["stop", "length"] | None, *,
-           role: bool = False, usage: Usage | None = None, choices: bool = True) -> bytes:
+def _chunk(
+    ids: _Ids,
+    text: str | None,
+    finish: Literal["stop", "length"] | None,
+    *,
+    role: bool = False,
+    usage: Usage | None = None,
+    choices: bool = True,
+) -> bytes:
     if ids.kind == "chat":
-        chat_choices = [ChatChunkChoice(
-            delta=ChatDelta(role="assistant" if role else None, content=text), finish_reason=finish
-        )] if choices else []
-        return sse(ChatCompletionChunk(
-            id=ids.id, created=ids.created, model=ids.model, choices=chat_choices, usage=usage
-        ).model_dump_json())
+        chat_choices = (
+            [
+                ChatChunkChoice(
+                    delta=ChatDelta(role="assistant" if role else None, content=text),
+                    finish_reason=finish,
+                )
+            ]
+            if choices
+            else []
+        )
+        return sse(
+            ChatCompletionChunk(
+                id=ids.id, created=ids.created, model=ids.model, choices=chat_choices, usage=usage
+            ).model_dump_json()
+        )
     text_choices = [CompletionChoice(text=text or "", finish_reason=finish)] if choices else []
-    return sse(Completion(
-        id=ids.id, created=ids.created, model=ids.model, choices=text_choices, usage=usage
-    ).model_dump_json())
+    return sse(
+        Completion(
+            id=ids.id, created=ids.created, model=ids.model, choices=text_choices, usage=usage
+        ).model_dump_json()
+    )
 
 
 async def stream_sse(
@@ -153,11 +173,16 @@ async def collect(generation: Generation, *, kind: Kind, model: str) -> ChatComp
     usage = usage_of(finished)
     if kind == "chat":
         return ChatCompletion(
-            id=ids.id, created=ids.created, model=model, usage=usage,
+            id=ids.id,
+            created=ids.created,
+            model=model,
+            usage=usage,
             choices=[ChatChoice(message=AssistantMessage(content=text), finish_reason=finish)],
         )
     return Completion(
-        id=ids.id, created=ids.created, model=model, usage=usage,
+        id=ids.id,
+        created=ids.created,
+        model=model,
+        usage=usage,
         choices=[CompletionChoice(text=text, finish_reason=finish)],
     )
-

@@ -40,13 +40,22 @@ def _check_chat_features(body: ChatCompletionRequest) -> None:
         ("logprobs", body.logprobs, "log probabilities are not returned."),
         ("top_logprobs", body.top_logprobs, "log probabilities are not returned."),
         ("tools", body.tools, "tool calling is not available on this server."),
-        ("tool_choice", body.tool_choice if body.tool_choice != "none" else None,
-         "tool calling is not available on this server."),
-        ("parallel_tool_calls", body.parallel_tool_calls,
-         "tool calling is not available on this server."),
+        (
+            "tool_choice",
+            body.tool_choice if body.tool_choice != "none" else None,
+            "tool calling is not available on this server.",
+        ),
+        (
+            "parallel_tool_calls",
+            body.parallel_tool_calls,
+            "tool calling is not available on this server.",
+        ),
         ("functions", body.functions, "function calling is not available on this server."),
-        ("function_call", body.function_call if body.function_call != "none" else None,
-         "function calling is not available on this server."),
+        (
+            "function_call",
+            body.function_call if body.function_call != "none" else None,
+            "function calling is not available on this server.",
+        ),
         ("audio", body.audio, "only text output is produced."),
         ("prediction", body.prediction, "predicted outputs are not supported."),
         ("reasoning_effort", body.reasoning_effort, "the model has no reasoning setting."),
@@ -104,7 +113,9 @@ def _format(body: ResponseFormatBody | None) -> ResponseFormat:
 
 
 def _params(
-    body: ChatCompletionRequest | CompletionRequest, max_tokens: int | None, field_names: dict[str, str]
+    body: ChatCompletionRequest | CompletionRequest,
+    max_tokens: int | None,
+    field_names: dict[str, str],
 ) -> RequestParams:
     stop: tuple[str, ...] = ()
     if isinstance(body.stop, str):
@@ -135,8 +146,8 @@ def chat_request(body: ChatCompletionRequest) -> tuple[ChatInput, RequestParams]
     for index, message in enumerate(messages):
         if message.role in ("tool", "function"):
             raise _unsupported(
-                f"messages[{index}].role", f"role '{message.role}' needs tool calling, "
-                "which this server does not offer.",
+                f"messages[{index}].role",
+                f"role '{message.role}' needs tool calling, which this server does not offer.",
             )
         if message.tool_calls:
             raise _unsupported(f"messages[{index}].tool_calls", "tool calling is not available.")
@@ -159,14 +170,18 @@ def chat_request(body: ChatCompletionRequest) -> tuple[ChatInput, RequestParams]
         )
         for offset, m in enumerate(messages[start:last])
     )
-    if body.max_tokens is not None and body.max_completion_tokens is not None and (
-        body.max_tokens != body.max_completion_tokens
+    if (
+        body.max_tokens is not None
+        and body.max_completion_tokens is not None
+        and (body.max_tokens != body.max_completion_tokens)
     ):
         raise InvalidRequestError(
             "'max_tokens' and 'max_completion_tokens' disagree; send only one.",
             param="max_completion_tokens",
         )
-    max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    max_tokens = (
+        body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    )
     max_name = "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
     names = {
         "max_tokens": max_name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+
 import jsonschema
 
 from sentiric_inference.errors import InvalidRequestError
@@ -56,4 +57,3 @@ def _schema_gbnf(schema_json: str, field: str) -> str:
             param=field,
         ) from exc
     return grammar
-

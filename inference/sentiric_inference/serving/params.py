@@ -57,28 +57,42 @@ def resolve_params(params: RequestParams, defaults: SamplingDefaults) -> Samplin
         top_k = params.top_k
     return SamplingParams(
         temperature=number(
-            "temperature", params.temperature, defaults.temperature, lambda v: 0 <= v <= 2,
+            "temperature",
+            params.temperature,
+            defaults.temperature,
+            lambda v: 0 <= v <= 2,
             "between 0 and 2",
         ),
         top_p=number("top_p", params.top_p, defaults.top_p, lambda v: 0 < v <= 1, "in (0, 1]"),
         top_k=top_k,
         min_p=number("min_p", params.min_p, defaults.min_p, lambda v: 0 <= v <= 1, "in [0, 1]"),
         repeat_penalty=number(
-            "repeat_penalty", params.repeat_penalty, defaults.repeat_penalty,
-            lambda v: 0 < v <= 10, "in (0, 10]",
+            "repeat_penalty",
+            params.repeat_penalty,
+            defaults.repeat_penalty,
+            lambda v: 0 < v <= 10,
+            "in (0, 10]",
         ),
         frequency_penalty=number(
-            "frequency_penalty", params.frequency_penalty, 0.0, lambda v: -2 <= v <= 2,
+            "frequency_penalty",
+            params.frequency_penalty,
+            0.0,
+            lambda v: -2 <= v <= 2,
             "between -2 and 2",
         ),
         presence_penalty=number(
-            "presence_penalty", params.presence_penalty, 0.0, lambda v: -2 <= v <= 2,
+            "presence_penalty",
+            params.presence_penalty,
+            0.0,
+            lambda v: -2 <= v <= 2,
             "between -2 and 2",
         ),
         seed=None if params.seed is None else params.seed % _SEED_MODULUS,
         max_tokens=max_tokens,
         stop=_check_stop(params.stop, fail),
-        grammar=grammar_for(params.response_format, names.get("response_format", "response_format")),
+        grammar=grammar_for(
+            params.response_format, names.get("response_format", "response_format")
+        ),
     )
 
 

@@ -127,9 +127,7 @@ class Generation:
             return
         self._closed = True
         self._metrics.requests_total.labels(self.api, outcome).inc()
-        self._metrics.request_duration.labels(self.api).observe(
-            time.perf_counter() - self._started
-        )
+        self._metrics.request_duration.labels(self.api).observe(time.perf_counter() - self._started)
         self._serving._forget(self)
 
 
@@ -141,6 +139,8 @@ class Serving:
         self.config = config
         self.metrics = metrics
         self._template: ChatTemplate | None = None
+        # The GGUF template text the compiled one came from (None: the model has none).
+        self._template_key: str | None = None
         self._active: set[Generation] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -159,13 +159,9 @@ class Serving:
         """Generations admitted and not finished yet."""
         return len(self._active)
 
-    async def wait_idle(self, timeout: float) -> bool:
-        """Wait until no generation is in flight (graceful shutdown); False on timeout."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+    async def wait_idle(self) -> None:
+        """Return once no generation is in flight (graceful shutdown bounds it)."""
+        await self._idle.wait()
 
     def render_chat(self, chat: ChatInput) -> str:
         """The prompt text for a chat, with the model's template (exposed for tests/tools)."""
@@ -184,13 +180,17 @@ class Serving:
                 wire = names.get("user_prompt", "user_prompt")
                 raise InvalidRequestError(f"'{wire}' must not be empty.", param=wire)
             sampling = resolve_params(params, self.config.sampling)
-            text = self.render_chat(chat)
             template = self._chat_template()
+            text = template.render(build_messages(chat, self.config.prompt))
             # A template that writes BOS itself must not get a second one from the tokenizer.
             add_special = not (template.bos_token and text.startswith(template.bos_token))
             tokens = self.engine.tokenize(text, add_special=add_special, parse_special=True)
             return self._submit(
-                tokens, sampling, api=api, request_id=request_id, started=started,
+                tokens,
+                sampling,
+                api=api,
+                request_id=request_id,
+                started=started,
                 prompt_param=names.get("prompt", "messages"),
                 format_param=names.get("response_format", "response_format"),
             )
@@ -212,7 +212,11 @@ class Serving:
             sampling = resolve_params(params, self.config.sampling)
             tokens = self.engine.tokenize(prompt, add_special=True, parse_special=True)
             return self._submit(
-                tokens, sampling, api=api, request_id=request_id, started=started,
+                tokens,
+                sampling,
+                api=api,
+                request_id=request_id,
+                started=started,
                 prompt_param=wire,
                 format_param=names.get("response_format", "response_format"),
             )
@@ -226,10 +230,12 @@ class Serving:
 
     def _chat_template(self) -> ChatTemplate:
         info = self.engine.info
-        if self._template is None or self._template.source != (info.chat_template or ""):
+        source = info.chat_template or None
+        if self._template is None or self._template_key != source:
             self._template = ChatTemplate(
-                info.chat_template or None, bos_token=info.bos_token, eos_token=info.eos_token
+                source, bos_token=info.bos_token, eos_token=info.eos_token
             )
+            self._template_key = source
         return self._template
 
     def _submit(
@@ -264,8 +270,13 @@ class Serving:
                 raise InvalidRequestError(exc.message, param=format_param) from exc
             raise
         generation = Generation(
-            stream, api=api, request_id=request_id, prompt_tokens=len(tokens),
-            metrics=self.metrics, started=started, serving=self,
+            stream,
+            api=api,
+            request_id=request_id,
+            prompt_tokens=len(tokens),
+            metrics=self.metrics,
+            started=started,
+            serving=self,
         )
         self._active.add(generation)
         self._idle.clear()

@@ -40,7 +40,9 @@ def smol_server(smollm2_path: Path) -> Iterator[ServerHandle]:
 
 
 def client_for(server: ServerHandle) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.openai_base_url, api_key="unused", max_retries=0, timeout=120)
+    return openai.OpenAI(
+        base_url=server.openai_base_url, api_key="unused", max_retries=0, timeout=120
+    )
 
 
 def async_client_for(server: ServerHandle) -> openai.AsyncOpenAI:

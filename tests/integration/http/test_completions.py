@@ -27,7 +27,11 @@ def test_models_lists_the_served_model(tiny_server: ServerHandle) -> None:
 
 def test_chat_non_streaming_reports_usage(tiny_server: ServerHandle) -> None:
     reply = client_for(tiny_server).chat.completions.create(
-        model=TINY, messages=MESSAGES, max_tokens=12, temperature=0, seed=1  # type: ignore[arg-type]
+        model=TINY,
+        messages=MESSAGES,
+        max_tokens=12,
+        temperature=0,
+        seed=1,  # type: ignore[arg-type]
     )
     choice = reply.choices[0]
     assert reply.object == "chat.completion"
@@ -44,17 +48,26 @@ def test_chat_non_streaming_reports_usage(tiny_server: ServerHandle) -> None:
 def test_streaming_matches_non_streaming_and_counts_usage(tiny_server: ServerHandle) -> None:
     client = client_for(tiny_server)
     whole = client.chat.completions.create(
-        model=TINY, messages=MESSAGES, max_tokens=20, temperature=0  # type: ignore[arg-type]
+        model=TINY,
+        messages=MESSAGES,
+        max_tokens=20,
+        temperature=0,  # type: ignore[arg-type]
     )
     chunks = list(
         client.chat.completions.create(
-            model=TINY, messages=MESSAGES, max_tokens=20, temperature=0, stream=True,  # type: ignore[arg-type]
+            model=TINY,
+            messages=MESSAGES,
+            max_tokens=20,
+            temperature=0,
+            stream=True,  # type: ignore[arg-type]
             stream_options={"include_usage": True},
         )
     )
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     usage_chunks = [c for c in chunks if c.usage is not None]
     assert text == whole.choices[0].message.content
     assert finishes == [whole.choices[0].finish_reason]
@@ -66,7 +79,10 @@ def test_streaming_matches_non_streaming_and_counts_usage(tiny_server: ServerHan
 def test_streaming_without_include_usage_sends_no_usage(tiny_server: ServerHandle) -> None:
     chunks = list(
         client_for(tiny_server).chat.completions.create(
-            model=TINY, messages=MESSAGES, max_tokens=5, stream=True  # type: ignore[arg-type]
+            model=TINY,
+            messages=MESSAGES,
+            max_tokens=5,
+            stream=True,  # type: ignore[arg-type]
         )
     )
     assert all(c.usage is None for c in chunks)
@@ -75,12 +91,18 @@ def test_streaming_without_include_usage_sends_no_usage(tiny_server: ServerHandl
 
 def test_text_completion_streaming_and_not(tiny_server: ServerHandle) -> None:
     client = client_for(tiny_server)
-    whole = client.completions.create(model=TINY, prompt="Once upon a time", max_tokens=10, temperature=0)
+    whole = client.completions.create(
+        model=TINY, prompt="Once upon a time", max_tokens=10, temperature=0
+    )
     assert whole.object == "text_completion"
     assert whole.usage is not None and 0 < whole.usage.completion_tokens <= 10
     chunks = list(
         client.completions.create(
-            model=TINY, prompt="Once upon a time", max_tokens=10, temperature=0, stream=True,
+            model=TINY,
+            prompt="Once upon a time",
+            max_tokens=10,
+            temperature=0,
+            stream=True,
             stream_options={"include_usage": True},
         )
     )
@@ -90,7 +112,9 @@ def test_text_completion_streaming_and_not(tiny_server: ServerHandle) -> None:
 
 def test_max_tokens_ends_with_length(smol_server: ServerHandle) -> None:
     reply = client_for(smol_server).chat.completions.create(
-        model=SMOL, max_tokens=3, temperature=0,
+        model=SMOL,
+        max_tokens=3,
+        temperature=0,
         messages=[{"role": "user", "content": "Write a long story about a dragon."}],
     )
     assert reply.choices[0].finish_reason == "length"
@@ -99,7 +123,9 @@ def test_max_tokens_ends_with_length(smol_server: ServerHandle) -> None:
 
 def test_real_model_answers_in_words(smol_server: ServerHandle) -> None:
     reply = client_for(smol_server).chat.completions.create(
-        model=SMOL, max_tokens=40, temperature=0,
+        model=SMOL,
+        max_tokens=40,
+        temperature=0,
         messages=[{"role": "user", "content": "What is the capital of France?"}],
     )
     assert "Paris" in (reply.choices[0].message.content or "")
@@ -107,7 +133,10 @@ def test_real_model_answers_in_words(smol_server: ServerHandle) -> None:
 
 def test_stop_sequence_is_honoured_and_not_emitted(smol_server: ServerHandle) -> None:
     reply = client_for(smol_server).chat.completions.create(
-        model=SMOL, max_tokens=60, temperature=0, stop=["Paris"],
+        model=SMOL,
+        max_tokens=60,
+        temperature=0,
+        stop=["Paris"],
         messages=[{"role": "user", "content": "What is the capital of France?"}],
     )
     assert reply.choices[0].finish_reason == "stop"

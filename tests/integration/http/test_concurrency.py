@@ -7,20 +7,25 @@ import asyncio
 import httpx
 import pytest
 
-from tests.integration.http.conftest import TINY, async_client_for, client_for
+from tests.integration.http.conftest import TINY, async_client_for
 from tests.support.server import ServerHandle
 
 pytestmark = pytest.mark.model
 
 
-async def _stream(server: ServerHandle, index: int, max_tokens: int) -> tuple[str, str | None, int, int]:
+async def _stream(
+    server: ServerHandle, index: int, max_tokens: int
+) -> tuple[str, str | None, int, int]:
     client = async_client_for(server)
     text: list[str] = []
     finish = None
     usage = None
     async with client:
         stream = await client.chat.completions.create(
-            model=TINY, max_tokens=max_tokens, temperature=0, stream=True,
+            model=TINY,
+            max_tokens=max_tokens,
+            temperature=0,
+            stream=True,
             stream_options={"include_usage": True},
             messages=[{"role": "user", "content": f"Request number {index}"}],
         )
@@ -34,26 +39,30 @@ async def _stream(server: ServerHandle, index: int, max_tokens: int) -> tuple[st
     return "".join(text), finish, usage.completion_tokens, usage.prompt_tokens
 
 
-async def test_concurrent_streams_all_complete_with_correct_usage(tiny_server: ServerHandle) -> None:
+async def test_concurrent_streams_all_complete_with_correct_usage(
+    tiny_server: ServerHandle,
+) -> None:
     # 8 streams over 4 sequences: half of them wait in the queue first.
     results = await asyncio.wait_for(
         asyncio.gather(*(_stream(tiny_server, i, 24 + i) for i in range(8))), timeout=240
     )
-    client = client_for(tiny_server)
-    for index, (text, finish, completion_tokens, prompt_tokens) in enumerate(results):
-        assert finish in ("stop", "length")
-        assert 0 < completion_tokens <= 24 + index
-        if finish == "length":
-            assert completion_tokens == 24 + index
-        # Each answer equals the same request served alone (greedy decoding).
-        alone = client.chat.completions.create(
-            model=TINY, max_tokens=24 + index, temperature=0,
-            messages=[{"role": "user", "content": f"Request number {index}"}],
-        )
-        assert alone.usage is not None
-        assert alone.usage.prompt_tokens == prompt_tokens
-        assert alone.usage.completion_tokens == completion_tokens
-        assert alone.choices[0].message.content == text
+    async with async_client_for(tiny_server) as client:
+        for index, (text, finish, completion_tokens, prompt_tokens) in enumerate(results):
+            assert finish in ("stop", "length")
+            assert 0 < completion_tokens <= 24 + index
+            if finish == "length":
+                assert completion_tokens == 24 + index
+            # Each answer equals the same request served alone (greedy decoding).
+            alone = await client.chat.completions.create(
+                model=TINY,
+                max_tokens=24 + index,
+                temperature=0,
+                messages=[{"role": "user", "content": f"Request number {index}"}],
+            )
+            assert alone.usage is not None
+            assert alone.usage.prompt_tokens == prompt_tokens
+            assert alone.usage.completion_tokens == completion_tokens
+            assert alone.choices[0].message.content == text
 
 
 async def test_burst_of_bad_and_good_requests(tiny_server: ServerHandle) -> None:
@@ -75,7 +84,9 @@ async def test_burst_of_bad_and_good_requests(tiny_server: ServerHandle) -> None
 
     async def malformed() -> int:
         async with httpx.AsyncClient(timeout=60) as http:
-            response = await http.post(url, content=b"{nope", headers={"content-type": "application/json"})
+            response = await http.post(
+                url, content=b"{nope", headers={"content-type": "application/json"}
+            )
             return response.status_code
 
     good = [_stream(tiny_server, 100 + i, 16) for i in range(6)]
@@ -88,4 +99,5 @@ async def test_burst_of_bad_and_good_requests(tiny_server: ServerHandle) -> None
         assert isinstance(result, tuple)
         _, finish, completion_tokens, _ = result
         assert finish in ("stop", "length") and 0 < completion_tokens <= 16
-    assert httpx.get(f"{tiny_server.http_url}/ready", timeout=10).status_code == 200
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert (await http.get(f"{tiny_server.http_url}/ready")).status_code == 200

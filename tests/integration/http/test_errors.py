@@ -28,8 +28,11 @@ CHAT_CASES: list[tuple[str, dict[str, Any] | str, str | None]] = [
     ("unknown role", chat(messages=[{"role": "wizard", "content": "x"}]), "messages[0].role"),
     ("content wrong type", chat(messages=[{"role": "user", "content": 5}]), "messages[0].content"),
     ("empty user content", chat(messages=[{"role": "user", "content": ""}]), "messages[0].content"),
-    ("last message not user", chat(messages=[*USER, {"role": "assistant", "content": "a"}]),
-     "messages[1].role"),
+    (
+        "last message not user",
+        chat(messages=[*USER, {"role": "assistant", "content": "a"}]),
+        "messages[1].role",
+    ),
     ("temperature wrong type", chat(temperature="hot"), "temperature"),
     ("temperature out of range", chat(temperature=5), "temperature"),
     ("top_p out of range", chat(top_p=0), "top_p"),
@@ -41,22 +44,45 @@ CHAT_CASES: list[tuple[str, dict[str, Any] | str, str | None]] = [
     ("n > 1", chat(n=2), "n"),
     ("logprobs", chat(logprobs=True), "logprobs"),
     ("tools", chat(tools=[{"type": "function", "function": {"name": "f"}}]), "tools"),
-    ("image content", chat(messages=[{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]),
-     "messages[0].content[0].type"),
+    (
+        "image content",
+        chat(
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}],
+                }
+            ]
+        ),
+        "messages[0].content[0].type",
+    ),
     ("bad response_format type", chat(response_format={"type": "yaml"}), "response_format.type"),
-    ("invalid json schema", chat(response_format={"type": "json_schema", "json_schema": {
-        "name": "x", "schema": {"type": "object", "properties": {"a": {"type": 7}}}}}),
-     "response_format.json_schema"),
+    (
+        "invalid json schema",
+        chat(
+            response_format={
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "x",
+                    "schema": {"type": "object", "properties": {"a": {"type": 7}}},
+                },
+            }
+        ),
+        "response_format.json_schema",
+    ),
     ("prompt too long", chat(messages=[{"role": "user", "content": "word " * 3000}]), "messages"),
 ]
 
 
 @pytest.mark.parametrize(("case", "body", "param"), CHAT_CASES, ids=[c[0] for c in CHAT_CASES])
-def test_bad_chat_requests(tiny_server: ServerHandle, case: str, body: dict[str, Any] | str, param: str | None) -> None:
+def test_bad_chat_requests(
+    tiny_server: ServerHandle, case: str, body: dict[str, Any] | str, param: str | None
+) -> None:
     url = f"{tiny_server.openai_base_url}/chat/completions"
     if isinstance(body, str):
-        response = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30)
+        response = httpx.post(
+            url, content=body, headers={"content-type": "application/json"}, timeout=30
+        )
     else:
         response = httpx.post(url, json=body, timeout=30)
     assert response.status_code == 400, response.text
@@ -77,8 +103,12 @@ COMPLETION_CASES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("case", "body", "param"), COMPLETION_CASES, ids=[c[0] for c in COMPLETION_CASES])
-def test_bad_completion_requests(tiny_server: ServerHandle, case: str, body: dict[str, Any], param: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "body", "param"), COMPLETION_CASES, ids=[c[0] for c in COMPLETION_CASES]
+)
+def test_bad_completion_requests(
+    tiny_server: ServerHandle, case: str, body: dict[str, Any], param: str
+) -> None:
     response = httpx.post(
         f"{tiny_server.openai_base_url}/completions", json={"model": TINY, **body}, timeout=30
     )
@@ -93,7 +123,11 @@ def test_unknown_model_is_404_naming_model(tiny_server: ServerHandle) -> None:
     )
     assert response.status_code == 404
     error = response.json()["error"]
-    assert (error["type"], error["param"], error["code"]) == ("not_found_error", "model", "model_not_found")
+    assert (error["type"], error["param"], error["code"]) == (
+        "not_found_error",
+        "model",
+        "model_not_found",
+    )
 
 
 def test_unknown_route_and_method_use_the_error_shape(tiny_server: ServerHandle) -> None:

@@ -40,7 +40,11 @@ def long_stream_request(server: ServerHandle) -> httpx.Request:
         "POST",
         f"{server.openai_base_url}/chat/completions",
         json={
-            "model": TINY, "stream": True, "max_tokens": 3900, "temperature": 1.0, "seed": 3,
+            "model": TINY,
+            "stream": True,
+            "max_tokens": 3900,
+            "temperature": 1.0,
+            "seed": 3,
             "messages": [{"role": "user", "content": "Tell me everything."}],
         },
     )
@@ -75,11 +79,16 @@ def test_metrics_expose_the_documented_names(tiny_server: ServerHandle) -> None:
     )
     text = httpx.get(tiny_server.metrics_url, timeout=10).text
     for name in (
-        "sentiric_llm_requests_total", "sentiric_llm_time_to_first_token_seconds_bucket",
-        "sentiric_llm_request_duration_seconds_count", "sentiric_llm_prompt_tokens_total",
-        "sentiric_llm_generated_tokens_total", "sentiric_llm_queue_depth",
-        "sentiric_llm_sequences_active", "sentiric_llm_sequences_max",
-        "sentiric_llm_kv_cache_usage_ratio", "sentiric_llm_batch_tokens_bucket",
+        "sentiric_llm_requests_total",
+        "sentiric_llm_time_to_first_token_seconds_bucket",
+        "sentiric_llm_request_duration_seconds_count",
+        "sentiric_llm_prompt_tokens_total",
+        "sentiric_llm_generated_tokens_total",
+        "sentiric_llm_queue_depth",
+        "sentiric_llm_sequences_active",
+        "sentiric_llm_sequences_max",
+        "sentiric_llm_kv_cache_usage_ratio",
+        "sentiric_llm_batch_tokens_bucket",
         "sentiric_llm_model_ready",
     ):
         assert f"\n{name}" in text, name
@@ -91,16 +100,24 @@ def test_metrics_expose_the_documented_names(tiny_server: ServerHandle) -> None:
 def test_overload_is_429_with_retry_after_and_disconnect_frees_the_sequence(
     tiny_model_path: Path,
 ) -> None:
-    with running_server(
-        tiny_model_path, parallel=1, max_queue=0, context_size=4096, extra_config=ONE_SLOT
-    ) as server, httpx.Client(timeout=60) as http:
+    with (
+        running_server(
+            tiny_model_path, parallel=1, max_queue=0, context_size=4096, extra_config=ONE_SLOT
+        ) as server,
+        httpx.Client(timeout=60) as http,
+    ):
         client = client_for(server)
-        cancelled_before = metric(server, "sentiric_llm_requests_total", '{api="http_chat",outcome="cancelled"}')
+        cancelled_before = metric(
+            server, "sentiric_llm_requests_total", '{api="http_chat",outcome="cancelled"}'
+        )
         response = http.send(long_stream_request(server), stream=True)
         try:
             lines = response.iter_lines()
             first = next(line for line in lines if line.startswith("data: "))
-            assert json.loads(first.removeprefix("data: "))["choices"][0]["delta"]["role"] == "assistant"
+            assert (
+                json.loads(first.removeprefix("data: "))["choices"][0]["delta"]["role"]
+                == "assistant"
+            )
             # The only sequence is busy and nothing may wait: refused at once.
             with pytest.raises(openai.RateLimitError) as info:
                 client.chat.completions.create(
@@ -111,14 +128,22 @@ def test_overload_is_429_with_retry_after_and_disconnect_frees_the_sequence(
             assert metric(server, "sentiric_llm_sequences_active") == 1.0
         finally:
             response.close()  # the client goes away mid-stream
-        wait_until(lambda: metric(server, "sentiric_llm_sequences_active") == 0.0, 30, "the sequence to be freed")
+        wait_until(
+            lambda: metric(server, "sentiric_llm_sequences_active") == 0.0,
+            30,
+            "the sequence to be freed",
+        )
         reply = client.chat.completions.create(
             model=TINY, max_tokens=2, messages=[{"role": "user", "content": "now me"}]
         )
         assert reply.choices[0].finish_reason in ("stop", "length")
-        cancelled = metric(server, "sentiric_llm_requests_total", '{api="http_chat",outcome="cancelled"}')
+        cancelled = metric(
+            server, "sentiric_llm_requests_total", '{api="http_chat",outcome="cancelled"}'
+        )
         assert cancelled == cancelled_before + 1
-        overloaded = metric(server, "sentiric_llm_requests_total", '{api="http_chat",outcome="overloaded"}')
+        overloaded = metric(
+            server, "sentiric_llm_requests_total", '{api="http_chat",outcome="overloaded"}'
+        )
         assert overloaded == 1.0
 
 
@@ -127,12 +152,19 @@ def test_non_streaming_disconnect_frees_the_sequence(tiny_model_path: Path) -> N
         tiny_model_path, parallel=1, max_queue=0, context_size=4096, extra_config=ONE_SLOT
     ) as server:
         body = {
-            "model": TINY, "max_tokens": 3900, "temperature": 1.0, "seed": 5,
+            "model": TINY,
+            "max_tokens": 3900,
+            "temperature": 1.0,
+            "seed": 5,
             "messages": [{"role": "user", "content": "Talk."}],
         }
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{server.openai_base_url}/chat/completions", json=body, timeout=0.3)
-        wait_until(lambda: metric(server, "sentiric_llm_sequences_active") == 0.0, 30, "the sequence to be freed")
+        wait_until(
+            lambda: metric(server, "sentiric_llm_sequences_active") == 0.0,
+            30,
+            "the sequence to be freed",
+        )
         reply = client_for(server).chat.completions.create(
             model=TINY, max_tokens=2, messages=[{"role": "user", "content": "next"}]
         )
@@ -141,11 +173,20 @@ def test_non_streaming_disconnect_frees_the_sequence(tiny_model_path: Path) -> N
 
 def test_sigterm_lets_an_in_flight_stream_finish(tiny_model_path: Path) -> None:
     with running_server(tiny_model_path, extra_config={"model": {"alias": TINY}}) as server:
-        with httpx.Client(timeout=60) as http, http.stream(
-            "POST", f"{server.openai_base_url}/chat/completions",
-            json={"model": TINY, "stream": True, "max_tokens": 200, "temperature": 0,
-                  "messages": [{"role": "user", "content": "Count."}]},
-        ) as response:
+        with (
+            httpx.Client(timeout=60) as http,
+            http.stream(
+                "POST",
+                f"{server.openai_base_url}/chat/completions",
+                json={
+                    "model": TINY,
+                    "stream": True,
+                    "max_tokens": 200,
+                    "temperature": 0,
+                    "messages": [{"role": "user", "content": "Count."}],
+                },
+            ) as response,
+        ):
             lines = response.iter_lines()
             next(line for line in lines if line.startswith("data: "))
             server.process.send_signal(signal.SIGTERM)

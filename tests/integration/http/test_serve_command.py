@@ -13,7 +13,10 @@ import pytest
 def serve(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sentiric_inference", "serve", *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -23,7 +26,7 @@ def serve(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         ("engine:\n  contextSize: 10\n", "engine.contextSize"),
         ("engine:\n  parralel: 4\n", "engine.parralel"),
         ("sampling:\n  temperature: hot\n", "sampling.temperature"),
-        ("prompt:\n  ragTemplate: 'no placeholders'\n", "prompt.ragTemplate"),
+        ("prompt:\n  ragTemplate: 'no placeholders'\n", "ragTemplate must contain"),
         ("server: [1, 2\n", "not valid YAML"),
     ],
 )
@@ -59,9 +62,20 @@ def test_no_config_serves_the_embedded_model_and_says_where(tmp_path: Path) -> N
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sentiric_inference", "serve", "--host", "127.0.0.1",
-             "--http-port", str(http_port), "--grpc-port", str(grpc_port)],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "sentiric_inference",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--http-port",
+                str(http_port),
+                "--grpc-port",
+                str(grpc_port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         server = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=5)

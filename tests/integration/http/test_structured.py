@@ -27,9 +27,14 @@ SCHEMA = {
 
 def test_json_schema_output_validates_against_the_schema(smol_server: ServerHandle) -> None:
     reply = client_for(smol_server).chat.completions.create(
-        model=SMOL, max_tokens=200, temperature=0,
+        model=SMOL,
+        max_tokens=200,
+        temperature=0,
         messages=[{"role": "user", "content": "Describe Paris as JSON."}],
-        response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA, "strict": True}},
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "city", "schema": SCHEMA, "strict": True},
+        },
     )
     assert reply.choices[0].finish_reason == "stop", reply.choices[0].message.content
     data = json.loads(reply.choices[0].message.content or "")
@@ -39,7 +44,9 @@ def test_json_schema_output_validates_against_the_schema(smol_server: ServerHand
 def test_json_object_output_parses(tiny_server: ServerHandle) -> None:
     # Even random weights produce parseable JSON when the grammar constrains every token.
     reply = client_for(tiny_server).chat.completions.create(
-        model=TINY, max_tokens=200, temperature=0,
+        model=TINY,
+        max_tokens=200,
+        temperature=0,
         messages=[{"role": "user", "content": "json please"}],
         response_format={"type": "json_object"},
     )

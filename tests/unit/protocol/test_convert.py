@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from sentiric_inference.errors import InvalidRequestError
 from sentiric_inference.protocol.convert import chat_request, completion_request
 from sentiric_inference.protocol.requests import ChatCompletionRequest, CompletionRequest
@@ -26,7 +25,10 @@ def test_messages_split_into_system_history_and_user_prompt() -> None:
             {"role": "user", "content": "one"},
             {"role": "assistant", "content": "two"},
             {"role": "system", "content": "mid-conversation note"},
-            {"role": "user", "content": [{"type": "text", "text": "thr"}, {"type": "text", "text": "ee"}]},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "thr"}, {"type": "text", "text": "ee"}],
+            },
         ],
         rag_context="facts",
     )
@@ -44,12 +46,27 @@ def test_messages_split_into_system_history_and_user_prompt() -> None:
 
 def test_sampling_fields_are_carried_over() -> None:
     _, params = chat_request(
-        chat(max_tokens=5, temperature=0.1, top_p=0.5, top_k=3, min_p=0.2, repeat_penalty=1.2,
-             frequency_penalty=0.3, presence_penalty=0.4, seed=9, stop="END",
-             response_format={"type": "json_object"})
+        chat(
+            max_tokens=5,
+            temperature=0.1,
+            top_p=0.5,
+            top_k=3,
+            min_p=0.2,
+            repeat_penalty=1.2,
+            frequency_penalty=0.3,
+            presence_penalty=0.4,
+            seed=9,
+            stop="END",
+            response_format={"type": "json_object"},
+        )
     )
     assert (params.max_tokens, params.temperature, params.top_p, params.top_k) == (5, 0.1, 0.5, 3)
-    assert (params.min_p, params.repeat_penalty, params.seed, params.stop) == (0.2, 1.2, 9, ("END",))
+    assert (params.min_p, params.repeat_penalty, params.seed, params.stop) == (
+        0.2,
+        1.2,
+        9,
+        ("END",),
+    )
     assert (params.frequency_penalty, params.presence_penalty) == (0.3, 0.4)
     assert params.response_format.type == "json_object"
 
@@ -66,7 +83,12 @@ def test_max_completion_tokens_is_the_newer_spelling() -> None:
 def test_json_schema_format_takes_the_inner_schema() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     _, params = chat_request(
-        chat(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema, "strict": True}})
+        chat(
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": schema, "strict": True},
+            }
+        )
     )
     assert params.response_format.type == "json_schema"
     assert params.response_format.json_schema == schema
@@ -85,16 +107,33 @@ def test_json_schema_format_takes_the_inner_schema() -> None:
         ({"modalities": ["text", "audio"]}, "modalities"),
         ({"stream_options": {"include_usage": True}}, "stream_options"),
         ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
-        ({"messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}, {"role": "user", "content": "q"}]},
-         "messages[0].role"),
-        ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
-         "messages[1].role"),
-        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
-         "messages[0].content[0].type"),
+        (
+            {
+                "messages": [
+                    {"role": "tool", "content": "x", "tool_call_id": "1"},
+                    {"role": "user", "content": "q"},
+                ]
+            },
+            "messages[0].role",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+            "messages[1].role",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
+                ]
+            },
+            "messages[0].content[0].type",
+        ),
         ({"messages": [{"role": "user", "content": None}]}, "messages[0].content"),
     ],
 )
-def test_unsupported_or_invalid_chat_requests_name_the_field(fields: dict[str, Any], param: str) -> None:
+def test_unsupported_or_invalid_chat_requests_name_the_field(
+    fields: dict[str, Any], param: str
+) -> None:
     with pytest.raises(InvalidRequestError) as info:
         chat_request(chat(**fields))
     assert info.value.param == param
@@ -117,8 +156,13 @@ def test_completion_prompt_forms() -> None:
 
 @pytest.mark.parametrize(
     ("fields", "param"),
-    [({"echo": True}, "echo"), ({"suffix": "x"}, "suffix"), ({"best_of": 2}, "best_of"),
-     ({"logprobs": 1}, "logprobs"), ({"n": 3}, "n")],
+    [
+        ({"echo": True}, "echo"),
+        ({"suffix": "x"}, "suffix"),
+        ({"best_of": 2}, "best_of"),
+        ({"logprobs": 1}, "logprobs"),
+        ({"n": 3}, "n"),
+    ],
 )
 def test_unsupported_completion_fields(fields: dict[str, Any], param: str) -> None:
     body = CompletionRequest.model_validate({"model": "m", "prompt": "p", **fields})

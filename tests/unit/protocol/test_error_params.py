@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from sentiric_inference.http.errors import location_param
 
 
@@ -14,7 +13,10 @@ from sentiric_inference.http.errors import location_param
         (("body", "temperature"), "temperature"),
         (("body", "stop", "list[str]", 1), "stop[1]"),
         (("body", "stop", "str"), "stop"),
-        (("body", "messages", 2, "content", "list[TextPart]", 0, "type"), "messages[2].content[0].type"),
+        (
+            ("body", "messages", 2, "content", "list[TextPart]", 0, "type"),
+            "messages[2].content[0].type",
+        ),
         (("body",), None),
     ],
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from sentiric_inference.errors import InvalidRequestError
 from sentiric_inference.serving.grammar import grammar_for
 from sentiric_inference.serving.types import ResponseFormat

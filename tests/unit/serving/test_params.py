@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from sentiric_inference.config import SamplingDefaults
 from sentiric_inference.errors import InvalidRequestError
 from sentiric_inference.serving.params import resolve_params
@@ -75,5 +74,7 @@ def test_seeds_are_folded_into_llama_cpp_range() -> None:
 
 
 def test_json_object_format_becomes_a_grammar() -> None:
-    resolved = resolve_params(RequestParams(response_format=ResponseFormat("json_object")), DEFAULTS)
+    resolved = resolve_params(
+        RequestParams(response_format=ResponseFormat("json_object")), DEFAULTS
+    )
     assert resolved.grammar is not None and "root" in resolved.grammar

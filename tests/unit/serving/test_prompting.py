@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from sentiric_inference.config import PromptSettings
 from sentiric_inference.errors import InvalidRequestError
 from sentiric_inference.serving.prompting import CHATML_TEMPLATE, ChatTemplate, build_messages
 from sentiric_inference.serving.types import ChatInput, ChatTurn
+
 from tests.support.tiny_model import QWEN25_CHAT_TEMPLATE
 
 QWEN = ChatTemplate(QWEN25_CHAT_TEMPLATE, bos_token="", eos_token="<|im_end|>")
@@ -49,7 +49,9 @@ def test_history_keeps_its_order_between_system_and_user() -> None:
         ),
     )
     text = QWEN.render(build_messages(chat, PromptSettings()))
-    order = [text.index(part) for part in ("sys", "first", "reply one", "second", "reply two", "third")]
+    order = [
+        text.index(part) for part in ("sys", "first", "reply one", "second", "reply two", "third")
+    ]
     assert order == sorted(order)
     assert text.count("<|im_start|>assistant\n") == 3  # two history turns + generation prompt
 
@@ -104,8 +106,6 @@ def test_bos_and_eos_are_available_to_templates() -> None:
 
 
 def test_the_sandbox_refuses_attribute_escapes() -> None:
-    template = ChatTemplate(
-        "{{ messages.__class__.__mro__ }}", bos_token="", eos_token=""
-    )
+    template = ChatTemplate("{{ messages.__class__.__mro__ }}", bos_token="", eos_token="")
     with pytest.raises(InvalidRequestError):
         template.render([{"role": "user", "content": "a"}])
