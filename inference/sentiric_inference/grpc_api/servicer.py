@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 
-from sentiric_inference.engine.types import Finished, TextDelta
+from sentiric_inference.engine.types import Finished, FinishReason
 from sentiric_inference.errors import InvalidRequestError, SentiricError
 from sentiric_inference.grpc_api.gen import llama_pb2, llama_pb2_grpc
 from sentiric_inference.grpc_api.protocol import to_chat_input, to_request_params
@@ -74,26 +74,36 @@ class LlamaServicer(llama_pb2_grpc.LlamaServiceServicer):
                 return
             logger.info("GenerateStream started", extra={"api": API})
             finished: Finished | None = None
+            completion_tokens = 0
             try:
-                async for event in generation:
-                    if isinstance(event, TextDelta):
+                try:
+                    async for event in generation:
+                        if isinstance(event, Finished):
+                            finished = event
+                            break
+                        completion_tokens = event.completion_tokens
                         if event.text:
                             yield Response(token=event.text.encode("utf-8"))
-                        continue
-                    finished = event
-                    yield Response(finish_details=_finish_details(event))
-                    break
-            finally:
+                except Exception:
+                    # The status line is gone once tokens were sent: report inside the stream.
+                    logger.exception("GenerateStream failed while streaming")
                 if finished is None:
-                    # Client cancel, deadline or a failed write: free the sequence now,
-                    # not when the engine would have finished on its own.
-                    generation.cancel()
+                    finished = Finished(
+                        FinishReason.ERROR, generation.prompt_tokens, completion_tokens
+                    )
+                yield Response(finish_details=_finish_details(finished))
+            finally:
+                # No-op after a Finished; otherwise (client cancel, deadline, failed write)
+                # it frees the sequence at the engine's next step.
+                generation.cancel()
                 logger.info(
                     "GenerateStream finished",
                     extra={
                         "finish_reason": finished.reason.value if finished else "cancelled",
-                        "prompt_tokens": finished.prompt_tokens if finished else None,
-                        "completion_tokens": finished.completion_tokens if finished else None,
+                        "prompt_tokens": generation.prompt_tokens,
+                        "completion_tokens": (
+                            finished.completion_tokens if finished else completion_tokens
+                        ),
                         "duration_s": round(time.monotonic() - started, 4),
                     },
                 )
