@@ -1,0 +1,155 @@
+{{/* Helpers for the sentiric-llm chart; every name is prefixed with the chart name. */}}
+
+{{/* The chart name, truncated to a DNS label. */}}
+{{- define "sentiric-llm.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name used as prefix of every object. Truncated to 63 characters because some
+Kubernetes name fields are DNS labels; the release name alone when it already contains
+the chart name, so `helm install sentiric-llm` does not give "sentiric-llm-sentiric-llm".
+*/}}
+{{- define "sentiric-llm.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The full name with a suffix, still within 63 characters. */}}
+{{- define "sentiric-llm.suffixed" -}}
+{{- $suffix := printf "-%s" .suffix }}
+{{- $base := include "sentiric-llm.fullname" .root | trunc (int (sub 63 (len $suffix))) | trimSuffix "-" }}
+{{- printf "%s%s" $base $suffix }}
+{{- end }}
+
+{{/* chart label value: name-version, '+' is not allowed in label values. */}}
+{{- define "sentiric-llm.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Standard labels on every object of the release, whatever its component. */}}
+{{- define "sentiric-llm.commonLabels" -}}
+helm.sh/chart: {{ include "sentiric-llm.chart" . }}
+app.kubernetes.io/name: {{ include "sentiric-llm.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: sentiric-llm
+{{- end }}
+
+{{/* Labels of the operator's objects. */}}
+{{- define "sentiric-llm.labels" -}}
+{{ include "sentiric-llm.commonLabels" . }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/* Labels that select the operator pod; immutable once a Deployment exists. */}}
+{{- define "sentiric-llm.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sentiric-llm.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/* The ServiceAccount the operator runs as. */}}
+{{- define "sentiric-llm.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sentiric-llm.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* repository:tag or repository@digest; the tag defaults to the chart's appVersion. */}}
+{{- define "sentiric-llm.imageRef" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" .image.repository (default .appVersion .image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "sentiric-llm.operatorImage" -}}
+{{- include "sentiric-llm.imageRef" (dict "image" .Values.image "appVersion" .Chart.AppVersion) }}
+{{- end }}
+
+{{- define "sentiric-llm.inferenceImage" -}}
+{{- include "sentiric-llm.imageRef" (dict "image" .Values.inferenceImage "appVersion" .Chart.AppVersion) }}
+{{- end }}
+
+{{/*
+Namespaced rules: what the operator does to LLMProfiles and the objects it builds from them.
+Rendered into a ClusterRole (cluster-wide) or into one Role per watched namespace.
+*/}}
+{{- define "sentiric-llm.namespacedRules" -}}
+# The custom resource: watched by kopf, annotated with its progress, finalizers added/removed.
+- apiGroups: [llm.sentiric.ai]
+  resources: [llmprofiles]
+  verbs: [get, list, watch, patch]
+# Status conditions, endpoints and replicas written by the operator.
+- apiGroups: [llm.sentiric.ai]
+  resources: [llmprofiles/status]
+  verbs: [get, patch]
+# Children carry an ownerReference with blockOwnerDeletion, which needs update on finalizers.
+- apiGroups: [llm.sentiric.ai]
+  resources: [llmprofiles/finalizers]
+  verbs: [update]
+# Children built from a profile, written by server-side apply (patch) and watched for status.
+- apiGroups: [""]
+  resources: [configmaps, persistentvolumeclaims, services]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, delete]
+# Pods are only read, to explain why a profile is not ready yet.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+- apiGroups: [monitoring.coreos.com]
+  resources: [servicemonitors]
+  verbs: [get, list, watch, create, patch, delete]
+# kopf posts handler progress and errors as Events on the profile.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
+
+{{/*
+Impossible value combinations, checked once by the Deployment template so every render
+fails early with a message naming the values involved.
+*/}}
+{{- define "sentiric-llm.validate" -}}
+{{- if and (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) }}
+{{- fail "serviceAccount.name must name an existing ServiceAccount when serviceAccount.create is false" }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor")) }}
+{{- fail "metrics.serviceMonitor.enabled is true but the cluster has no monitoring.coreos.com/v1 ServiceMonitor CRD: install the Prometheus Operator CRDs first (with `helm template`, pass --api-versions monitoring.coreos.com/v1/ServiceMonitor)" }}
+{{- end }}
+{{- if .Values.watchNamespaces }}
+{{- $watched := .Values.watchNamespaces }}
+{{- range .Values.profiles }}
+{{- $ns := default $.Release.Namespace .namespace }}
+{{- if not (has $ns $watched) }}
+{{- fail (printf "profiles: %q is in namespace %q, which is not in watchNamespaces %v; no operator would reconcile it" .name $ns $watched) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $seen := dict }}
+{{- range .Values.profiles }}
+{{- $key := printf "%s/%s" (default $.Release.Namespace .namespace) .name }}
+{{- if hasKey $seen $key }}
+{{- fail (printf "profiles: %q is listed twice" $key) }}
+{{- end }}
+{{- $_ := set $seen $key true }}
+{{- end }}
+{{- end }}
