@@ -35,13 +35,13 @@ PROMPT = "Explain in a few sentences why the sky is blue."
 TOLERANCE = 0.10
 
 
-async def _http_one(client: AsyncOpenAI, max_tokens: int) -> Sample:
+async def _http_one(client: AsyncOpenAI, model: str, max_tokens: int) -> Sample:
     started = time.perf_counter()
     first: float | None = None
     tokens = 0
     finish: str | None = None
     stream = await client.chat.completions.create(
-        model="default",
+        model=model,
         messages=[{"role": "user", "content": PROMPT}],
         temperature=0.0,
         max_tokens=max_tokens,
@@ -64,10 +64,11 @@ async def http_load(base_url: str, concurrent: int, requests: int, max_tokens: i
     remaining = iter(range(requests))
     samples: list[Sample] = []
     async with AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0) as client:
+        model = (await client.models.list()).data[0].id
 
         async def worker() -> None:
             for _ in remaining:
-                samples.append(await _http_one(client, max_tokens))
+                samples.append(await _http_one(client, model, max_tokens))
 
         started = time.perf_counter()
         async with asyncio.TaskGroup() as group:

@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, Generator, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import grpc
 
@@ -59,12 +59,20 @@ def _missing_finish() -> StreamProtocolError:
 class AsyncLlamaClient:
     """asyncio client; use as `async with AsyncLlamaClient("host:16071") as client:`."""
 
-    def __init__(self, target: str, *, tls: TLSOptions | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        tls: TLSOptions | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        """`options` are gRPC channel arguments, e.g. ("grpc.lb_policy_name", "round_robin")
+        with a dns:/// target of the headless Service to spread calls over replicas."""
         if tls is None:
-            self._channel = grpc.aio.insecure_channel(target)
+            self._channel = grpc.aio.insecure_channel(target, options=list(options))
         else:
             self._channel = grpc.aio.secure_channel(
-                target, tls.credentials(), options=tls.channel_options()
+                target, tls.credentials(), options=[*options, *tls.channel_options()]
             )
         self._stub = llama_pb2_grpc.LlamaServiceStub(self._channel)
 
@@ -168,12 +176,19 @@ class AsyncLlamaClient:
 class LlamaClient:
     """Blocking client; use as `with LlamaClient("host:16071") as client:`."""
 
-    def __init__(self, target: str, *, tls: TLSOptions | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        tls: TLSOptions | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        """`options` are gRPC channel arguments, as for AsyncLlamaClient."""
         if tls is None:
-            self._channel = grpc.insecure_channel(target)
+            self._channel = grpc.insecure_channel(target, options=list(options))
         else:
             self._channel = grpc.secure_channel(
-                target, tls.credentials(), options=tls.channel_options()
+                target, tls.credentials(), options=[*options, *tls.channel_options()]
             )
         self._stub = llama_pb2_grpc.LlamaServiceStub(self._channel)
 

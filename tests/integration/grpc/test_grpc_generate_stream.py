@@ -102,8 +102,9 @@ async def test_prompt_parts_build_the_same_prompt_as_http(tiny_server: ServerHan
     # The same conversation through the OpenAI API: same prompt, so same tokens and text.
     openai = AsyncOpenAI(base_url=tiny_server.openai_base_url, api_key="unused", max_retries=0)
     async with openai:
+        model = (await openai.models.list()).data[0].id
         reply = await openai.chat.completions.create(
-            model="any",
+            model=model,
             messages=[
                 {"role": "system", "content": "Answer in one line."},
                 {"role": "user", "content": "Hello there."},

@@ -12,13 +12,20 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
-from sentiric_inference.client import GenerationOptions, LlamaClient
+from sentiric_inference.grpc_api.gen import llama_pb2, llama_pb2_grpc
 from sentiric_inference.grpc_api.server import SERVICE_NAME
 
 from tests.support.server import ServerHandle, running_server
 
 pytestmark = pytest.mark.model
 
+# Retry a refused connection every 50 ms (gRPC's default backoff starts at 1 s), so the
+# first status is seen while the model is still loading.
+FAST_RECONNECT = (
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 100),
+)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -37,7 +44,7 @@ def test_health_is_serving_for_the_server_and_the_service(tiny_server: ServerHan
 def _watch_statuses(target: str, service: str, deadline: float) -> Iterator[int]:
     """Health Watch updates, reconnecting until the server's port accepts (bounded)."""
     while time.monotonic() < deadline:
-        with grpc.insecure_channel(target) as channel:
+        with grpc.insecure_channel(target, options=FAST_RECONNECT) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             try:
                 for reply in stub.Watch(
@@ -68,24 +75,24 @@ def test_health_goes_from_not_serving_to_serving_while_loading(smollm2_path: Pat
 
 
 def test_unavailable_while_loading(smollm2_path: Path) -> None:
-    with running_server(smollm2_path, wait=False) as server:
-        deadline = time.monotonic() + 90
-        codes: list[grpc.StatusCode] = []
-        with LlamaClient(server.grpc_target) as client:
-            while time.monotonic() < deadline:
-                try:
-                    client.generate("Hi", options=GenerationOptions(max_new_tokens=1), timeout=10)
-                except grpc.RpcError as exc:
-                    code = exc.code()  # type: ignore[attr-defined]
-                    codes.append(code)
-                    if code == grpc.StatusCode.UNAVAILABLE and "not ready" in (
-                        exc.details() or ""  # type: ignore[attr-defined]
-                    ):
-                        break
-                    time.sleep(0.01)
-                    continue
-                break
-        assert grpc.StatusCode.UNAVAILABLE in codes
+    request = llama_pb2.GenerateStreamRequest(
+        user_prompt="Hi", params=llama_pb2.GenerationParams(max_new_tokens=1)
+    )
+    with (
+        running_server(smollm2_path, wait=False) as server,
+        grpc.insecure_channel(server.grpc_target, options=FAST_RECONNECT) as channel,
+    ):
+        stub = llama_pb2_grpc.LlamaServiceStub(channel)
+        # wait_for_ready: the call goes out the moment the port accepts, while the model
+        # is still loading in the server's background thread.
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.GenerateStream(request, timeout=90, wait_for_ready=True))
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        assert "not ready" in info.value.details()  # type: ignore[attr-defined]
+        server.wait_ready(timeout=60)
+        # Once loaded, the same channel is served.
+        replies = list(stub.GenerateStream(request, timeout=60))
+    assert replies[-1].finish_details.finish_reason in ("length", "stop")
 
 
 def test_reflection_lists_and_describes_the_service(tiny_server: ServerHandle) -> None:

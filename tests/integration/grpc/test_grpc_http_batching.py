@@ -36,6 +36,7 @@ async def test_grpc_and_http_streams_are_batched_together(tiny_server: ServerHan
             base_url=tiny_server.openai_base_url, api_key="unused", max_retries=0
         ) as openai,
     ):
+        model = (await openai.models.list()).data[0].id
         before = await _counters(http, tiny_server.metrics_url)
 
         async def grpc_stream() -> int:
@@ -49,7 +50,7 @@ async def test_grpc_and_http_streams_are_batched_together(tiny_server: ServerHan
 
         async def http_stream() -> int:
             stream = await openai.chat.completions.create(
-                model="any",
+                model=model,
                 messages=[{"role": "user", "content": "Write a long poem."}],
                 temperature=0.0,
                 max_tokens=TOKENS,
