@@ -35,7 +35,7 @@ the chart name, so `helm install sentiric-llm` does not give "sentiric-llm-senti
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Standard labels on every object of the release, whatever its component. */}}
+{{/* Standard labels of the LLMProfiles the release creates. */}}
 {{- define "sentiric-llm.commonLabels" -}}
 helm.sh/chart: {{ include "sentiric-llm.chart" . }}
 app.kubernetes.io/name: {{ include "sentiric-llm.name" . }}
@@ -47,13 +47,20 @@ app.kubernetes.io/part-of: sentiric-llm
 
 {{/* Labels of the operator's objects. */}}
 {{- define "sentiric-llm.labels" -}}
-{{ include "sentiric-llm.commonLabels" . }}
-app.kubernetes.io/component: operator
+helm.sh/chart: {{ include "sentiric-llm.chart" . }}
+{{ include "sentiric-llm.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: sentiric-llm
 {{- end }}
 
-{{/* Labels that select the operator pod; immutable once a Deployment exists. */}}
+{{/*
+Labels that select the operator pod; immutable once a Deployment exists. The name is not
+plain "sentiric-llm": inference Services select {name: sentiric-llm, instance: <profile>},
+and a profile named like the release must not pull the operator pod into its Service.
+*/}}
 {{- define "sentiric-llm.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "sentiric-llm.name" . }}
+app.kubernetes.io/name: {{ include "sentiric-llm.name" . | trunc 54 | trimSuffix "-" }}-operator
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
 {{- end }}
@@ -85,43 +92,48 @@ app.kubernetes.io/component: operator
 {{- end }}
 
 {{/*
-Namespaced rules: what the operator does to LLMProfiles and the objects it builds from them.
-Rendered into a ClusterRole (cluster-wide) or into one Role per watched namespace.
+Namespaced rules, read off operator/sentiric_operator/{kubeapi,handlers}.py and kopf itself.
+Rendered into the ClusterRole (cluster-wide) or into one Role per watched namespace; the
+helm end-to-end test runs the operator under exactly these rules.
 */}}
 {{- define "sentiric-llm.namespacedRules" -}}
-# The custom resource: watched by kopf, annotated with its progress, finalizers added/removed.
+# kopf watches profiles and patches their finalizer and progress annotations; the operator
+# reads one back before repairing a child.
 - apiGroups: [llm.sentiric.ai]
   resources: [llmprofiles]
   verbs: [get, list, watch, patch]
-# Status conditions, endpoints and replicas written by the operator.
+# Conditions, endpoints and replicas.
 - apiGroups: [llm.sentiric.ai]
   resources: [llmprofiles/status]
-  verbs: [get, patch]
-# Children carry an ownerReference with blockOwnerDeletion, which needs update on finalizers.
+  verbs: [patch]
+# Children carry a controller ownerReference with blockOwnerDeletion, which clusters running
+# the OwnerReferencesPermissionEnforcement admission plugin allow only with this.
 - apiGroups: [llm.sentiric.ai]
   resources: [llmprofiles/finalizers]
   verbs: [update]
-# Children built from a profile, written by server-side apply (patch) and watched for status.
+# Children written by server-side apply: patch, plus create for the first apply. ConfigMaps,
+# Services and Deployments are also watched (kopf index and drift repair).
 - apiGroups: [""]
-  resources: [configmaps, persistentvolumeclaims, services]
-  verbs: [get, list, watch, create, patch, delete]
+  resources: [configmaps, services]
+  verbs: [list, watch, create, patch]
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [create, patch]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch, delete]
-# Pods are only read, to explain why a profile is not ready yet.
+  verbs: [list, watch, create, patch]
+# Pods are only read, to explain in the status why a profile is not ready yet.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
+# Deleted when a profile switches monitoring off.
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors]
-  verbs: [get, list, watch, create, patch, delete]
-# kopf posts handler progress and errors as Events on the profile.
+  verbs: [create, patch, delete]
+# kopf posts handler errors as core/v1 Events on the profile.
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 {{- end }}
 
 {{/*
