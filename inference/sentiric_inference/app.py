@@ -146,7 +146,7 @@ async def serve(
             load_task.cancel()
             with contextlib.suppress(BaseException):
                 await load_task
-        engine.close()
+        await engine.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("stopped")

@@ -31,7 +31,7 @@ def test_chat_non_streaming_reports_usage(tiny_server: ServerHandle) -> None:
         messages=MESSAGES,
         max_tokens=12,
         temperature=0,
-        seed=1,  # type: ignore[arg-type]
+        seed=1,
     )
     choice = reply.choices[0]
     assert reply.object == "chat.completion"
@@ -51,7 +51,7 @@ def test_streaming_matches_non_streaming_and_counts_usage(tiny_server: ServerHan
         model=TINY,
         messages=MESSAGES,
         max_tokens=20,
-        temperature=0,  # type: ignore[arg-type]
+        temperature=0,
     )
     chunks = list(
         client.chat.completions.create(
@@ -59,7 +59,7 @@ def test_streaming_matches_non_streaming_and_counts_usage(tiny_server: ServerHan
             messages=MESSAGES,
             max_tokens=20,
             temperature=0,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
             stream_options={"include_usage": True},
         )
     )
@@ -82,7 +82,7 @@ def test_streaming_without_include_usage_sends_no_usage(tiny_server: ServerHandl
             model=TINY,
             messages=MESSAGES,
             max_tokens=5,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
         )
     )
     assert all(c.usage is None for c in chunks)

@@ -6,6 +6,7 @@ import json
 import re
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,9 +29,9 @@ def metric(server: ServerHandle, name: str, labels: str = "") -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def wait_until(predicate: object, timeout: float, what: str) -> None:
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
 
@@ -124,7 +125,7 @@ def test_overload_is_429_with_retry_after_and_disconnect_frees_the_sequence(
                     model=TINY, max_tokens=2, messages=[{"role": "user", "content": "me too"}]
                 )
             assert info.value.response.headers["retry-after"].isdigit()
-            assert info.value.body["type"] == "rate_limit_error"  # type: ignore[index]
+            assert info.value.body["type"] == "rate_limit_error"
             assert metric(server, "sentiric_llm_sequences_active") == 1.0
         finally:
             response.close()  # the client goes away mid-stream
