@@ -154,7 +154,9 @@ async def _prefix_ttft_run(
     try:
         for rep in range(reps):
             # A new system prompt each rep, so the miss really misses.
-            rules = " ".join(f"Rule {rep}.{i}: answer politely and cite the manual." for i in range(400))
+            rules = " ".join(
+                f"Rule {rep}.{i}: answer politely and cite the manual." for i in range(400)
+            )
             system = tuple(engine.tokenize(rules))[:system_tokens]
             question = tuple(engine.tokenize(f" Question {rep}: what is the capital of France?"))
             other = tuple(engine.tokenize(f" Question {rep}: how tall is the Eiffel tower?"))

@@ -208,9 +208,7 @@ class Engine:
         n_vocab = model.n_vocab
         # An out-of-range id would abort the whole process inside llama_decode.
         if min(prompt) < 0 or max(prompt) >= n_vocab:
-            raise InvalidRequestError(
-                f"prompt token ids must be in [0, {n_vocab})", param="prompt"
-            )
+            raise InvalidRequestError(f"prompt token ids must be in [0, {n_vocab})", param="prompt")
         if request.params.max_tokens < 1:
             raise InvalidRequestError("max_tokens must be at least 1", param="max_tokens")
 

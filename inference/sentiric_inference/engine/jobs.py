@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from .text import TextAssembler
 from .types import GenerationEvent, GenerationRequest
@@ -23,7 +24,7 @@ class Job:
     """A request from submit() to its Finished event. Mutated only by the scheduler thread."""
 
     request: GenerationRequest
-    chain: int  # llama_sampler chain pointer, freed when the job finishes
+    chain: Any  # llama_sampler chain (ctypes pointer), freed when the job finishes; None after
     sink: Sink
     assembler: TextAssembler
     seq: int = -1  # sequence slot once admitted

@@ -17,8 +17,10 @@ from ..errors import EngineFailure
 log = logging.getLogger(__name__)
 _native_log = logging.getLogger("sentiric_inference.llama_cpp")
 
-# ggml log levels: 1 info, 2 warn, 3 error, 4 debug, 5 continuation of the previous line.
-_LEVELS = {1: logging.DEBUG, 2: logging.WARNING, 3: logging.ERROR, 4: logging.DEBUG}
+# ggml log levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation of the previous message.
+# llama.cpp's info output is load-time chatter: debug detail for whoever runs this server.
+_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
+_CONTINUATION = 5
 
 _FLASH_ATTENTION = {
     "auto": llc.LLAMA_FLASH_ATTN_TYPE_AUTO,
@@ -27,15 +29,24 @@ _FLASH_ATTENTION = {
 }
 
 
-def _forward_log(level: int, text: bytes | None, _user_data: Any) -> None:
-    # llama.cpp prints load chatter at INFO; it is debug detail for an operator of this server.
-    if text:
-        _native_log.log(_LEVELS.get(level, logging.DEBUG), "%s", text.decode(errors="replace").rstrip())
+class _LogForwarder:
+    """Sends llama.cpp's log lines to `logging`, continuation lines at their message's level."""
+
+    def __init__(self) -> None:
+        self._last = logging.DEBUG
+
+    def __call__(self, level: int, text: bytes | None, _user_data: Any) -> None:
+        if level != _CONTINUATION:
+            self._last = _LEVELS.get(level, logging.DEBUG)
+        if text and _native_log.isEnabledFor(self._last):
+            line = text.decode(errors="replace").rstrip()
+            if line:
+                _native_log.log(self._last, "%s", line)
 
 
 # The C side keeps only a raw pointer, so the ctypes callback object must live as long as the
 # process does: a module constant is exactly that lifetime.
-_LOG_CALLBACK = llc.llama_log_callback(_forward_log)
+_LOG_CALLBACK = llc.llama_log_callback(_LogForwarder())
 
 
 @functools.cache
@@ -199,7 +210,7 @@ class Context:
     def decode(self, batch: Batch) -> int:
         return int(llc.llama_decode(self.ptr, batch.prepared()))
 
-    def sample(self, chain: int, index: int) -> int:
+    def sample(self, chain: Any, index: int) -> int:
         return int(llc.llama_sampler_sample(chain, self.ptr, index))
 
     def seq_rm(self, seq: int, p0: int, p1: int) -> bool:

@@ -61,6 +61,10 @@ def choose_slot(prompt: Sequence[int], slots: Sequence[SlotView], *, reuse: bool
     best_free_len = score(best_free)
     best_any = max(slots, key=score)
     best_any_len = score(best_any)
+    if best_any_len == 0:
+        # Nothing to reuse: take an empty slot, else overwrite the least recently used cache.
+        victim = min(free, key=lambda s: (len(s.cached) > 0, s.last_used))
+        return SlotChoice(victim.seq, victim.seq, 0)
     if best_any_len > best_free_len:
         # A busy (or another idle) slot shares more: copy its prefix into the free slot whose
         # own cache is worth least.

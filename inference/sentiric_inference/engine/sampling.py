@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import llama_cpp as llc
 
 from ..errors import InvalidRequestError
 from .native import Model
 from .types import SamplingParams
 
+# A ctypes POINTER(llama_sampler); NULL pointers are falsy.
+Chain = Any
 
-def build_chain(model: Model, params: SamplingParams, *, context_size: int) -> int:
+
+def build_chain(model: Model, params: SamplingParams, *, context_size: int) -> Chain:
     """A new sampler chain for one request (the caller frees it with `free_chain`).
 
     Order follows llama.cpp's own defaults: grammar first, because it must see the whole
@@ -23,9 +28,7 @@ def build_chain(model: Model, params: SamplingParams, *, context_size: int) -> i
         raise MemoryError("llama_sampler_chain_init failed")
     try:
         if params.grammar:
-            grammar = llc.llama_sampler_init_grammar(
-                model.vocab, params.grammar.encode(), b"root"
-            )
+            grammar = llc.llama_sampler_init_grammar(model.vocab, params.grammar.encode(), b"root")
             if not grammar:
                 raise InvalidRequestError(
                     "response_format: llama.cpp rejected the generated grammar",
@@ -50,7 +53,7 @@ def build_chain(model: Model, params: SamplingParams, *, context_size: int) -> i
             )
         if params.temperature <= 0.0:
             llc.llama_sampler_chain_add(chain, llc.llama_sampler_init_greedy())
-            return int(chain)
+            return chain
         if params.top_k > 0:
             llc.llama_sampler_chain_add(chain, llc.llama_sampler_init_top_k(params.top_k))
         if params.top_p < 1.0:
@@ -59,13 +62,13 @@ def build_chain(model: Model, params: SamplingParams, *, context_size: int) -> i
             llc.llama_sampler_chain_add(chain, llc.llama_sampler_init_min_p(params.min_p, 1))
         llc.llama_sampler_chain_add(chain, llc.llama_sampler_init_temp(params.temperature))
         llc.llama_sampler_chain_add(chain, llc.llama_sampler_init_dist(_seed(params.seed)))
-        return int(chain)
+        return chain
     except BaseException:
         llc.llama_sampler_free(chain)
         raise
 
 
-def free_chain(chain: int) -> None:
+def free_chain(chain: Chain) -> None:
     if chain:
         llc.llama_sampler_free(chain)
 

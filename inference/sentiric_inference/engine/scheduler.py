@@ -331,7 +331,7 @@ class Scheduler:
             return
         job.finished = True
         free_chain(job.chain)
-        job.chain = 0
+        job.chain = None
         if job.seq >= 0:
             slot = self._slots[job.seq]
             slot.job = None

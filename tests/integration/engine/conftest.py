@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
+from engine_helpers import EngineFactory
 from sentiric_inference.config import EngineSettings
 from sentiric_inference.engine import Engine
 from sentiric_inference.metrics import Metrics
 
-from engine_helpers import EngineFactory
 
 @pytest.fixture
 async def make_engine() -> AsyncIterator[EngineFactory]:

@@ -26,10 +26,10 @@ class Outcome:
         return "".join(self.deltas)
 
 
-async def collect(stream: GenerationStream, *, timeout: float = 60.0) -> Outcome:
+async def collect(stream: GenerationStream, *, seconds: float = 60.0) -> Outcome:
     """Read a stream to its Finished event (bounded in time); checks the event contract."""
     out = Outcome()
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(seconds):
         async for event in stream:
             assert out.finished is None, "an event arrived after Finished"
             if isinstance(event, TextDelta):

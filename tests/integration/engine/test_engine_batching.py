@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import EngineFactory, collect, sample_value
-
 from sentiric_inference.engine.types import FinishReason, GenerationRequest, SamplingParams
 from sentiric_inference.metrics import Metrics
 
@@ -24,7 +23,9 @@ async def test_concurrent_streams_complete_with_exact_token_counts(
     params = SamplingParams(temperature=0.0, max_tokens=24, ignore_eos=True)
     # Six requests on four sequences: two wait in the queue and start when a slot frees.
     streams = [
-        engine.submit(GenerationRequest(tuple(engine.tokenize(f"request {i} says")), params, f"r{i}"))
+        engine.submit(
+            GenerationRequest(tuple(engine.tokenize(f"request {i} says")), params, f"r{i}")
+        )
         for i in range(6)
     ]
     outcomes = await asyncio.gather(*(collect(s) for s in streams))
@@ -45,7 +46,10 @@ async def test_sequences_share_one_decode_per_step(
     params = SamplingParams(temperature=0.0, max_tokens=32, ignore_eos=True)
     prompts = [tuple(engine.tokenize(f"stream number {i}")) for i in range(4)]
     outcomes = await asyncio.gather(
-        *(collect(engine.submit(GenerationRequest(p, params, f"s{i}"))) for i, p in enumerate(prompts))
+        *(
+            collect(engine.submit(GenerationRequest(p, params, f"s{i}")))
+            for i, p in enumerate(prompts)
+        )
     )
     assert all(o.finished and o.finished.completion_tokens == 32 for o in outcomes)
     steps = sample_value(metrics, "sentiric_llm_decode_steps_total")
@@ -53,7 +57,10 @@ async def test_sequences_share_one_decode_per_step(
     # 128 tokens were generated; alone that takes 128+ decodes. Shared, the four streams
     # advance together: about 32 steps plus the few it took for all four to be admitted.
     assert steps <= 32 + 4, steps
-    assert batched == sum(len(p) for p in prompts) + 4 * 32 - 4
+    # Every prompt token not reused from the cache, plus each stream's sampled tokens fed
+    # back (all but the last) went through those decodes.
+    reused = sum(o.finished.cached_prompt_tokens for o in outcomes if o.finished)
+    assert batched == sum(len(p) for p in prompts) - reused + 4 * (32 - 1)
     assert sample_value(metrics, "sentiric_llm_decode_errors_total") == 0
 
 
@@ -67,7 +74,10 @@ async def test_greedy_output_alone_equals_output_batched(
     others = [tuple(engine.tokenize(t)) for t in ("Once upon a time", "1, 2, 3, 4,", "def main():")]
     batched = await asyncio.gather(
         collect(engine.submit(GenerationRequest(target, params, "batched"))),
-        *(collect(engine.submit(GenerationRequest(p, params, f"o{i}"))) for i, p in enumerate(others)),
+        *(
+            collect(engine.submit(GenerationRequest(p, params, f"o{i}")))
+            for i, p in enumerate(others)
+        ),
     )
     assert batched[0].text == alone.text
 
@@ -102,8 +112,15 @@ async def test_same_seed_same_output_and_seeds_matter(
     prompt = tuple(engine.tokenize("sample me"))
 
     def params(seed: int) -> SamplingParams:
-        return SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=seed,
-                              max_tokens=20, ignore_eos=True)
+        return SamplingParams(
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            min_p=0.0,
+            seed=seed,
+            max_tokens=20,
+            ignore_eos=True,
+        )
 
     # Run concurrently too: each request's sampler chain carries its own RNG state.
     a, b, c = await asyncio.gather(

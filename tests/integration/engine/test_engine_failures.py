@@ -8,11 +8,11 @@ slot, < 0: error) or an exception; everything else is the real engine on a real 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
 from engine_helpers import EngineFactory, collect, sample_value
-
 from sentiric_inference.engine import native
 from sentiric_inference.engine.types import (
     FinishReason,
@@ -35,6 +35,7 @@ class DecodeFaults:
     def __init__(self) -> None:
         self.codes: list[int] = []
         self.injected = 0
+        self.drained = threading.Event()  # set when the scheduler has used every queued code
 
 
 @pytest.fixture
@@ -45,7 +46,10 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> DecodeFaults:
     def decode(self: native.Context, batch: native.Batch) -> int:
         if plan.codes:
             plan.injected += 1
-            return plan.codes.pop(0)
+            code = plan.codes.pop(0)
+            if not plan.codes:
+                plan.drained.set()
+            return code
         return real(self, batch)
 
     monkeypatch.setattr(native.Context, "decode", decode)
@@ -91,8 +95,7 @@ async def test_no_kv_slot_drops_idle_caches_first_then_fails_only_the_newest(
     await _first_token(old)
     # 1 = no KV slot: the idle cache is dropped and the step retried, nobody fails.
     faults.codes.append(1)
-    while faults.codes:
-        await asyncio.sleep(0.01)
+    assert await asyncio.to_thread(faults.drained.wait, 30)
     async with asyncio.timeout(30):
         assert isinstance(await anext(old), TextDelta)
     new = engine.submit(GenerationRequest((4, 5, 6), LONG, "new"))

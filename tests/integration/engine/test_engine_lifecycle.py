@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from sentiric_inference.config import EngineSettings
 from sentiric_inference.engine import Engine
 from sentiric_inference.engine.types import GenerationRequest, SamplingParams
@@ -20,7 +19,7 @@ def test_missing_model_file_fails_with_its_path(tmp_path: Path) -> None:
     engine = Engine(path, EngineSettings(), Metrics())
     assert not engine.ready
     assert engine.not_ready_reason == f"loading model {path}"
-    with pytest.raises(EngineFailure, match="absent.gguf"):
+    with pytest.raises(EngineFailure, match=r"absent\.gguf"):
         engine.load()
     assert engine.not_ready_reason.startswith("model failed to load: model file not found")
     engine.close()
@@ -40,7 +39,9 @@ async def test_requests_before_load_are_refused_and_ready_follows_the_model(
     tiny_model_path: Path,
 ) -> None:
     metrics = Metrics()
-    engine = Engine(tiny_model_path, EngineSettings(parallel=2, context_size=128, threads=2), metrics)
+    engine = Engine(
+        tiny_model_path, EngineSettings(parallel=2, context_size=128, threads=2), metrics
+    )
     try:
         with pytest.raises(NotReadyError, match="loading model"):
             engine.submit(GenerationRequest((1, 2), SamplingParams(), "early"))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import EngineFactory, collect, sample_value
-
 from sentiric_inference.engine.types import FinishReason, GenerationRequest, SamplingParams
 from sentiric_inference.metrics import Metrics
 

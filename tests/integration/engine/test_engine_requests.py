@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import EngineFactory, collect
-
-from sentiric_inference.errors import (
-    InvalidRequestError,
-    NotReadyError,
-    OverloadedError,
-    PromptTooLongError,
-)
 from sentiric_inference.engine.types import (
     FinishReason,
     GenerationRequest,
     SamplingParams,
     TextDelta,
+)
+from sentiric_inference.errors import (
+    InvalidRequestError,
+    NotReadyError,
+    OverloadedError,
+    PromptTooLongError,
 )
 
 pytestmark = pytest.mark.model
@@ -37,15 +36,22 @@ async def test_stop_string_split_across_tokens_is_cut_and_not_emitted(
     # A stop string made of the last character of one delta and the first of the next,
     # so it can only be recognised across two tokens.
     pairs = [
-        (a, b) for a, b in zip(first.deltas, first.deltas[1:], strict=False) if a.strip() and b.strip()
+        (a, b)
+        for a, b in zip(first.deltas, first.deltas[1:], strict=False)
+        if a.strip() and b.strip()
     ]
     assert pairs, f"need two adjacent non-blank deltas in {first.deltas!r}"
     stop = pairs[len(pairs) // 2][0][-1] + pairs[len(pairs) // 2][1][0]
     expected = first.text[: first.text.index(stop)]
 
     stopped = await collect(
-        engine.submit(GenerationRequest(prompt, SamplingParams(
-            temperature=0.0, max_tokens=40, ignore_eos=True, stop=(stop,)), "stopped"))
+        engine.submit(
+            GenerationRequest(
+                prompt,
+                SamplingParams(temperature=0.0, max_tokens=40, ignore_eos=True, stop=(stop,)),
+                "stopped",
+            )
+        )
     )
     assert stopped.finished is not None
     assert stopped.finished.reason is FinishReason.STOP
@@ -94,8 +100,15 @@ async def test_prompt_too_long_and_invalid_prompts_are_refused(
     with pytest.raises(InvalidRequestError):
         engine.submit(GenerationRequest((), SamplingParams(), "empty"))
     # 63 tokens + 1 generated fits exactly.
-    out = await collect(engine.submit(GenerationRequest(tuple(range(1, 64)), SamplingParams(
-        temperature=0.0, max_tokens=5, ignore_eos=True), "fits")))
+    out = await collect(
+        engine.submit(
+            GenerationRequest(
+                tuple(range(1, 64)),
+                SamplingParams(temperature=0.0, max_tokens=5, ignore_eos=True),
+                "fits",
+            )
+        )
+    )
     assert out.finished is not None
     assert out.finished.reason is FinishReason.CONTEXT_FULL
     assert out.finished.completion_tokens == 1
@@ -123,8 +136,11 @@ async def test_cancel_frees_the_sequence_for_a_waiting_request(
     async with asyncio.timeout(30):
         event = await anext(first)
     assert isinstance(event, TextDelta)
-    second = engine.submit(GenerationRequest((4, 5, 6), SamplingParams(
-        temperature=0.0, max_tokens=3, ignore_eos=True), "second"))
+    second = engine.submit(
+        GenerationRequest(
+            (4, 5, 6), SamplingParams(temperature=0.0, max_tokens=3, ignore_eos=True), "second"
+        )
+    )
     assert engine.stats().sequences_active == 1
     first.cancel()
     first.cancel()  # idempotent
@@ -132,7 +148,7 @@ async def test_cancel_frees_the_sequence_for_a_waiting_request(
     assert done.finished is not None
     assert done.finished.reason is FinishReason.CANCELLED
     assert done.finished.completion_tokens >= 1
-    out = await collect(second, timeout=30)
+    out = await collect(second, seconds=30)
     assert out.finished is not None and out.finished.completion_tokens == 3
 
 
@@ -152,8 +168,14 @@ async def test_cancelling_the_consuming_task_cancels_the_request(
     with pytest.raises(asyncio.CancelledError):
         await task
     # The sequence is released: a new request runs to completion.
-    nxt = await collect(engine.submit(GenerationRequest((4, 5), SamplingParams(
-        temperature=0.0, max_tokens=2, ignore_eos=True), "next")), timeout=30)
+    nxt = await collect(
+        engine.submit(
+            GenerationRequest(
+                (4, 5), SamplingParams(temperature=0.0, max_tokens=2, ignore_eos=True), "next"
+            )
+        ),
+        seconds=30,
+    )
     assert nxt.finished is not None and nxt.finished.completion_tokens == 2
 
 
@@ -167,7 +189,7 @@ async def test_close_ends_every_in_flight_request(
         await anext(running)
     await engine.stop()
     for stream in (running, waiting):
-        out = await collect(stream, timeout=10)
+        out = await collect(stream, seconds=10)
         assert out.finished is not None
         assert out.finished.reason is FinishReason.CANCELLED
     assert not engine.ready
@@ -183,7 +205,7 @@ async def test_model_info_comes_from_gguf_metadata(
     info = engine.info
     assert info.chat_template is not None and "<|im_start|>" in info.chat_template
     assert (info.context_size, info.parallel) == (128, 2)
-    assert info.size_bytes == tiny_model_path.stat().st_size
+    assert info.size_bytes == (await asyncio.to_thread(tiny_model_path.stat)).st_size
     assert info.vocab_size > 0
     assert info.metadata.get("general.architecture") == "qwen2"
     assert engine.stats().kv_cells_total >= 256

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from sentiric_inference.engine.planning import StepPlan, plan_step
 
 
