@@ -1,0 +1,76 @@
+"""`sentiric-operator`: run the kopf operator with its liveness endpoint and Prometheus metrics."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import kopf
+from prometheus_client import start_http_server
+
+from sentiric_operator.handlers import Context, register
+from sentiric_operator.kubeapi import KubeApi
+from sentiric_operator.metrics import OperatorMetrics
+from sentiric_operator.settings import OperatorSettings
+
+log = logging.getLogger("sentiric_operator")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sentiric-operator",
+        description="Reconcile LLMProfile resources into inference Deployments. Configured by "
+        "SENTIRIC_* environment variables (see docs/operator.md); flags override them.",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--log-format", choices=("text", "json"), help="SENTIRIC_LOG_FORMAT")
+    parser.add_argument("--metrics-port", type=int, help="SENTIRIC_METRICS_PORT (0 disables)")
+    parser.add_argument(
+        "--liveness", help="SENTIRIC_LIVENESS_ENDPOINT, e.g. http://0.0.0.0:8080/healthz"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = OperatorSettings.from_env()
+    except ValueError as exc:
+        print(f"sentiric-operator: {exc}", file=sys.stderr)
+        return 2
+    log_format = args.log_format or settings.log_format
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL,
+    )
+    metrics = OperatorMetrics()
+    port = settings.metrics_port if args.metrics_port is None else args.metrics_port
+    if port:
+        start_http_server(port, registry=metrics.registry)
+    api = KubeApi.from_environment(pool_size=max(8, settings.workers * 2))
+    registry = kopf.OperatorRegistry()
+    register(registry, Context(settings=settings, api=api, metrics=metrics))
+    log.info(
+        "starting: namespaces=%s image=%s metrics port=%s",
+        ",".join(settings.namespaces) or "<cluster-wide>",
+        settings.inference_image,
+        port,
+    )
+    try:
+        kopf.run(
+            registry=registry,
+            standalone=not settings.peering_name,
+            peering_name=settings.peering_name or None,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=args.liveness or settings.liveness_endpoint,
+        )
+    finally:
+        api.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

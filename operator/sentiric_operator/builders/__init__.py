@@ -1,0 +1,41 @@
+"""Pure builders: an LLMProfile in, Kubernetes manifests (plain dicts) out; no kopf, no client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sentiric_operator.builders.configmap import configmap, engine_config
+from sentiric_operator.builders.deployment import deployment
+from sentiric_operator.builders.labels import selector_string, standard_labels
+from sentiric_operator.builders.pvc import pvc
+from sentiric_operator.builders.service import endpoints, headless_service, service
+from sentiric_operator.builders.servicemonitor import servicemonitor
+from sentiric_operator.specs import Profile
+
+__all__ = [
+    "children",
+    "configmap",
+    "deployment",
+    "endpoints",
+    "engine_config",
+    "headless_service",
+    "pvc",
+    "selector_string",
+    "service",
+    "servicemonitor",
+    "standard_labels",
+]
+
+
+def children(profile: Profile, *, default_image: str) -> list[dict[str, Any]]:
+    """Every always-present child in apply order: config and storage before the pods using them.
+
+    The ServiceMonitor is not included: it depends on the cluster having its CRD.
+    """
+    return [
+        configmap(profile),
+        pvc(profile),
+        service(profile),
+        headless_service(profile),
+        deployment(profile, default_image=default_image),
+    ]

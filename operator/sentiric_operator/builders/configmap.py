@@ -1,0 +1,75 @@
+"""The ConfigMap holding engine.yaml: the very file `sentiric-llm serve --config` reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from sentiric_inference.config import (
+    EngineConfig,
+    EngineSettings,
+    HuggingFaceSource,
+    ModelConfig,
+    PromptSettings,
+    SamplingDefaults,
+    ServerSettings,
+    TLSSettings,
+    dump_config,
+)
+
+from sentiric_operator.builders.labels import CONFIG, config_map_name, object_meta
+from sentiric_operator.specs import Profile, ProfileSpec
+
+CONFIG_DIR = Path("/etc/sentiric")
+CONFIG_KEY = "engine.yaml"
+CONFIG_PATH = CONFIG_DIR / CONFIG_KEY
+MODEL_DIR = Path("/models")
+# Outside CONFIG_DIR: a configMap volume is read-only, so mounts cannot nest inside it.
+TLS_DIR = Path("/var/run/sentiric/tls")
+CLIENT_CA_DIR = Path("/var/run/sentiric/client-ca")
+CHECKSUM_ANNOTATION = "checksum/config"
+
+
+def engine_config(spec: ProfileSpec) -> EngineConfig:
+    """Map the profile's spec onto the engine.yaml contract (paths as mounted in the pod)."""
+    hf = spec.model.hugging_face
+    tls = None
+    if spec.tls is not None:
+        tls = TLSSettings(
+            cert_file=TLS_DIR / "tls.crt",
+            key_file=TLS_DIR / "tls.key",
+            client_ca_file=(CLIENT_CA_DIR / "ca.crt") if spec.tls.client_ca_secret_name else None,
+        )
+    return EngineConfig(
+        model=ModelConfig(
+            hugging_face=HuggingFaceSource(repo=hf.repo, file=hf.file, revision=hf.revision),
+            sha256=spec.model.sha256,
+            cache_dir=MODEL_DIR,
+            alias=spec.model.alias,
+        ),
+        engine=EngineSettings(**spec.engine.model_dump()),
+        sampling=SamplingDefaults(**spec.sampling.model_dump()),
+        prompt=PromptSettings(system=spec.prompt.system, rag_template=spec.prompt.rag_template),
+        # Containers log JSON so log pipelines can parse them (STYLE: JSON in containers).
+        server=ServerSettings(tls=tls, log_format="json"),
+    )
+
+
+def config_data(spec: ProfileSpec) -> dict[str, str]:
+    return {CONFIG_KEY: dump_config(engine_config(spec))}
+
+
+def config_checksum(data: dict[str, str]) -> str:
+    """Hash of the ConfigMap data, put on the pod template so a config change rolls the pods."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def configmap(profile: Profile) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_meta(profile, config_map_name(profile), CONFIG),
+        "data": config_data(profile.spec),
+    }

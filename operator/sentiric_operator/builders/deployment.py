@@ -1,0 +1,234 @@
+"""The inference Deployment: download init container, serve container, probes, hardening."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sentiric_inference.config import GRPC_PORT, HTTP_PORT
+
+from sentiric_operator.builders.configmap import (
+    CHECKSUM_ANNOTATION,
+    CLIENT_CA_DIR,
+    CONFIG_DIR,
+    CONFIG_KEY,
+    CONFIG_PATH,
+    MODEL_DIR,
+    TLS_DIR,
+    config_checksum,
+    config_data,
+)
+from sentiric_operator.builders.labels import (
+    INFERENCE,
+    config_map_name,
+    deployment_name,
+    object_meta,
+    pvc_name,
+    selector_labels,
+    standard_labels,
+)
+from sentiric_operator.specs import GPU_RESOURCE, Profile, ProfileSpec
+
+DOWNLOAD_CONTAINER = "download"
+SERVE_CONTAINER = "inference"
+RUN_AS = 10001
+# A large GGUF may take minutes to map and warm up: the startup probe allows 15 minutes
+# (90 x 10 s) before liveness takes over, so loading is never mistaken for a hang.
+STARTUP_PERIOD_S = 10
+STARTUP_FAILURES = 90
+
+
+def _container_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _mounts(spec: ProfileSpec, *, models_read_only: bool) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": str(CONFIG_DIR), "readOnly": True},
+        {"name": "model-cache", "mountPath": str(MODEL_DIR), "readOnly": models_read_only},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if spec.tls is not None:
+        mounts.append({"name": "tls", "mountPath": str(TLS_DIR), "readOnly": True})
+        if spec.tls.client_ca_secret_name:
+            mounts.append({"name": "client-ca", "mountPath": str(CLIENT_CA_DIR), "readOnly": True})
+    return mounts
+
+
+def _volumes(profile: Profile) -> list[dict[str, Any]]:
+    spec = profile.spec
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": "config",
+            "configMap": {
+                "name": config_map_name(profile),
+                "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}],
+            },
+        },
+        {"name": "model-cache", "persistentVolumeClaim": {"claimName": pvc_name(profile)}},
+        # readOnlyRootFilesystem: Python, huggingface_hub and llama.cpp still need scratch space.
+        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    if spec.tls is not None:
+        volumes.append({"name": "tls", "secret": {"secretName": spec.tls.secret_name}})
+        if spec.tls.client_ca_secret_name:
+            volumes.append(
+                {"name": "client-ca", "secret": {"secretName": spec.tls.client_ca_secret_name}}
+            )
+    return volumes
+
+
+def _download_container(
+    spec: ProfileSpec, image: str, pull_policy: dict[str, str]
+) -> dict[str, Any]:
+    env: list[dict[str, Any]] = [
+        {"name": "HOME", "value": "/tmp"},
+        # Hub metadata and locks live next to the model, so a restarted pod resumes the download.
+        {"name": "HF_HOME", "value": str(MODEL_DIR / ".huggingface")},
+    ]
+    ref = spec.model.hugging_face.token_secret_ref
+    if ref is not None:
+        env.append(
+            {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+        )
+    return {
+        "name": DOWNLOAD_CONTAINER,
+        "image": image,
+        **pull_policy,
+        "command": ["sentiric-llm", "download", "--config", str(CONFIG_PATH)],
+        "env": env,
+        # The log tail becomes the termination message, which the operator copies into the
+        # ModelReady condition: a failed download explains itself in `kubectl get llmp`.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "securityContext": _container_security(),
+        "volumeMounts": _mounts(spec, models_read_only=False),
+    }
+
+
+def _resources(spec: ProfileSpec) -> dict[str, Any]:
+    requests = {k: str(v) for k, v in spec.resources.requests.items()}
+    limits = {k: str(v) for k, v in spec.resources.limits.items()}
+    if spec.resources.gpu > 0:
+        limits[GPU_RESOURCE] = str(spec.resources.gpu)
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _http_probe(path: str, *, period: int, failures: int, timeout: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": timeout,
+    }
+
+
+def _serve_container(spec: ProfileSpec, image: str, pull_policy: dict[str, str]) -> dict[str, Any]:
+    env: list[dict[str, Any]] = [{"name": "HOME", "value": "/tmp"}]
+    env += [e.model_dump(by_alias=True, exclude_none=True) for e in spec.env]
+    return {
+        "name": SERVE_CONTAINER,
+        "image": image,
+        **pull_policy,
+        "command": ["sentiric-llm", "serve", "--config", str(CONFIG_PATH)],
+        "ports": [
+            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+        ],
+        "env": env,
+        "resources": _resources(spec),
+        # Three questions, three probes: has the model finished loading (startup), may this
+        # pod take traffic now (readiness), is the process wedged and worth a restart (liveness).
+        "startupProbe": _http_probe(
+            "/ready", period=STARTUP_PERIOD_S, failures=STARTUP_FAILURES, timeout=5
+        ),
+        "readinessProbe": _http_probe("/ready", period=5, failures=2, timeout=3),
+        "livenessProbe": _http_probe("/health", period=20, failures=3, timeout=10),
+        "securityContext": _container_security(),
+        "volumeMounts": _mounts(spec, models_read_only=True),
+    }
+
+
+def _tolerations(spec: ProfileSpec) -> list[dict[str, Any]]:
+    tolerations = [t.model_dump(by_alias=True, exclude_none=True) for t in spec.tolerations]
+    # GPU nodes are commonly tainted nvidia.com/gpu:NoSchedule; a GPU profile tolerates that.
+    if spec.resources.gpu > 0 and not any(t.get("key") == GPU_RESOURCE for t in tolerations):
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    return tolerations
+
+
+def _strategy(spec: ProfileSpec) -> dict[str, Any]:
+    # A GPU pod cannot surge onto a GPU that its predecessor still holds, so GPU profiles
+    # replace pods one at a time; CPU profiles keep full capacity during a rollout.
+    if spec.resources.gpu > 0:
+        rolling = {"maxSurge": 0, "maxUnavailable": 1}
+    else:
+        rolling = {"maxSurge": 1, "maxUnavailable": 0}
+    return {"type": "RollingUpdate", "rollingUpdate": rolling}
+
+
+def pod_spec(profile: Profile, image: str) -> dict[str, Any]:
+    spec = profile.spec
+    pull_policy: dict[str, str] = {}
+    if spec.image_pull_policy:
+        pull_policy["imagePullPolicy"] = spec.image_pull_policy
+    pod: dict[str, Any] = {
+        # The inference server never calls the Kubernetes API.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "initContainers": [_download_container(spec, image, pull_policy)],
+        "containers": [_serve_container(spec, image, pull_policy)],
+        "volumes": _volumes(profile),
+    }
+    if spec.node_selector:
+        pod["nodeSelector"] = dict(spec.node_selector)
+    tolerations = _tolerations(spec)
+    if tolerations:
+        pod["tolerations"] = tolerations
+    if spec.affinity:
+        pod["affinity"] = spec.affinity
+    if spec.runtime_class_name:
+        pod["runtimeClassName"] = spec.runtime_class_name
+    if spec.priority_class_name:
+        pod["priorityClassName"] = spec.priority_class_name
+    return pod
+
+
+def deployment(profile: Profile, *, default_image: str) -> dict[str, Any]:
+    image = profile.spec.image or default_image
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": object_meta(profile, deployment_name(profile), INFERENCE),
+        "spec": {
+            "replicas": profile.spec.replicas,
+            "selector": {"matchLabels": selector_labels(profile.name)},
+            "strategy": _strategy(profile.spec),
+            "template": {
+                "metadata": {
+                    "labels": standard_labels(profile, INFERENCE),
+                    "annotations": {
+                        CHECKSUM_ANNOTATION: config_checksum(config_data(profile.spec))
+                    },
+                },
+                "spec": pod_spec(profile, image),
+            },
+        },
+    }

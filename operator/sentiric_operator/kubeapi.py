@@ -1,0 +1,145 @@
+"""The one module that talks to the Kubernetes API (kopf's own watching aside).
+
+Every call the operator makes is here, so its RBAC can be read off this file:
+  - configmaps, persistentvolumeclaims, services (core), deployments (apps),
+    servicemonitors (monitoring.coreos.com): get (via apply), create/patch (server-side
+    apply), delete (the ServiceMonitor only, when monitoring is switched off);
+  - llmprofiles (llm.sentiric.ai): get;
+  - discovery of monitoring.coreos.com/v1 (allowed to every authenticated user).
+Writes use server-side apply with one field manager and force, so the operator owns exactly
+the fields it sets and takes them back from anyone who edited them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
+
+from sentiric_operator.errors import ApiCallError
+from sentiric_operator.specs import GROUP, PLURAL, VERSION
+
+logger = logging.getLogger(__name__)
+
+FIELD_MANAGER = "sentiric-operator"
+SERVICE_MONITOR_GROUP_VERSION = "monitoring.coreos.com/v1"
+_TIMEOUT_S = 30
+# kind -> plural of the kinds the operator writes (paths are built, never discovered, so a
+# CRD installed after start-up needs no discovery-cache refresh).
+_PLURALS = {
+    "ConfigMap": "configmaps",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+    "Service": "services",
+    "Deployment": "deployments",
+    "ServiceMonitor": "servicemonitors",
+    "LLMProfile": PLURAL,
+}
+
+
+def _path(api_version: str, kind: str, namespace: str, name: str) -> str:
+    prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    return f"{prefix}/namespaces/{namespace}/{_PLURALS[kind]}/{name}"
+
+
+def _raw(_client: object, data: dict[str, Any]) -> dict[str, Any]:
+    return data
+
+
+def _explain(exc: DynamicApiError) -> str:
+    """The API server's own message (e.g. a field error), not the HTTP noise around it."""
+    try:
+        body = json.loads(exc.body or "")
+        return str(body.get("message") or exc.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.reason or exc)
+
+
+class KubeApi:
+    """A thin, synchronous wrapper over the official client; call it from worker threads."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._api = api_client
+        self._dyn = DynamicClient(api_client)  # type: ignore[no-untyped-call]
+
+    @classmethod
+    def from_environment(cls, *, pool_size: int = 32) -> KubeApi:
+        """In-cluster credentials when running in a pod, else $KUBECONFIG / ~/.kube/config."""
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+        except config.ConfigException:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+        # Many profiles reconcile at once from kopf's worker threads.
+        configuration.connection_pool_maxsize = pool_size
+        return cls(client.ApiClient(configuration))
+
+    def close(self) -> None:
+        self._api.close()  # type: ignore[no-untyped-call]
+
+    def _request(self, method: str, path: str, **params: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = self._dyn.request(
+                method, path, serializer=_raw, _request_timeout=_TIMEOUT_S, **params
+            )
+        except DynamicApiError as exc:
+            raise ApiCallError(
+                f"{method.upper()} {path}: {_explain(exc)}", status=exc.status
+            ) from exc
+        return result
+
+    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply one object (create or update) and return it as the server has it."""
+        meta = manifest["metadata"]
+        path = _path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+        return self._request(
+            "patch",
+            path,
+            body=dict(manifest),
+            content_type="application/apply-patch+yaml",
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        """Delete one object; False when it did not exist."""
+        try:
+            self._request("delete", _path(api_version, kind, namespace, name))
+        except ApiCallError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def get_profile(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._request("get", _path(f"{GROUP}/{VERSION}", "LLMProfile", namespace, name))
+        except ApiCallError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def servicemonitor_crd_installed(self) -> bool:
+        """Ask discovery (fresh, uncached) whether the API serves monitoring.coreos.com/v1."""
+        try:
+            found = self._dyn.request(
+                "get",
+                f"/apis/{SERVICE_MONITOR_GROUP_VERSION}",
+                serializer=_raw,
+                _request_timeout=_TIMEOUT_S,
+            )
+        except NotFoundError:
+            return False
+        except DynamicApiError as exc:
+            raise ApiCallError(
+                f"discovery of {SERVICE_MONITOR_GROUP_VERSION}: {_explain(exc)}", status=exc.status
+            ) from exc
+        return any(r.get("name") == "servicemonitors" for r in found.get("resources") or [])

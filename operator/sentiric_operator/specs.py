@@ -1,0 +1,223 @@
+"""The LLMProfile spec as a typed value, with every default resolved once before building.
+
+The CRD's OpenAPI schema and CEL rules are the first line of defence; this model repeats the
+rules that matter to the builders so a profile that slipped past (an old CRD, a unit test)
+still fails with a message naming the field instead of producing a broken Deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from sentiric_operator.errors import InvalidProfileError
+
+GROUP = "llm.sentiric.ai"
+VERSION = "v1alpha1"
+KIND = "LLMProfile"
+PLURAL = "llmprofiles"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+Quantity = int | str
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class SecretKeyRef(_Spec):
+    name: str = Field(min_length=1)
+    key: str = "token"
+
+
+class HuggingFace(_Spec):
+    repo: str = Field(pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]*/[-A-Za-z0-9_.]+$")
+    file: str = Field(min_length=1)
+    revision: str = "main"
+    token_secret_ref: SecretKeyRef | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _gguf(cls, value: str) -> str:
+        if not value.endswith(".gguf") or ".." in value:
+            raise ValueError("must name a .gguf file")
+        return value
+
+
+class Cache(_Spec):
+    size: Quantity = "20Gi"
+    storage_class_name: str | None = None
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"] = (
+        "ReadWriteOnce"
+    )
+
+
+class ModelSpec(_Spec):
+    hugging_face: HuggingFace
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    alias: str | None = None
+    cache: Cache = Cache()
+
+
+class EngineSpec(_Spec):
+    context_size: int = Field(default=4096, ge=64, le=1_048_576)
+    parallel: int = Field(default=4, ge=1, le=256)
+    gpu_layers: int = Field(default=-1, ge=-1)
+    flash_attention: Literal["auto", "on", "off"] = "auto"
+    batch_size: int = Field(default=512, ge=16, le=65536)
+    threads: int = Field(default=0, ge=0, le=1024)
+    max_queue: int = Field(default=64, ge=0, le=100_000)
+    prefix_cache: bool = True
+
+
+class SamplingSpec(_Spec):
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    top_k: int = Field(default=40, ge=0)
+    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
+    repeat_penalty: float = Field(default=1.0, gt=0.0, le=10.0)
+    max_tokens: int = Field(default=512, ge=1)
+
+
+DEFAULT_RAG_TEMPLATE = (
+    "Answer using only the facts below.\n\n{rag_context}\n\nQuestion: {user_prompt}"
+)
+
+
+class PromptSpec(_Spec):
+    system: str = ""
+    rag_template: str = DEFAULT_RAG_TEMPLATE
+
+    @field_validator("rag_template")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        if "{rag_context}" not in value or "{user_prompt}" not in value:
+            raise ValueError("must contain both {rag_context} and {user_prompt}")
+        return value
+
+
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+class ResourcesSpec(_Spec):
+    gpu: int = Field(default=0, ge=0, le=16)
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+    limits: dict[str, Quantity] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _gpu_via_field(self) -> ResourcesSpec:
+        if GPU_RESOURCE in self.requests or GPU_RESOURCE in self.limits:
+            raise ValueError(f"set GPUs with resources.gpu, not {GPU_RESOURCE} in requests/limits")
+        return self
+
+
+class Toleration(_Spec):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class EnvVar(_Spec):
+    name: str = Field(min_length=1)
+    value: str | None = None
+    value_from: dict[str, Any] | None = None
+
+
+class ServiceMonitorSpec(_Spec):
+    enabled: bool = False
+    interval: str = Field(default="15s", pattern=r"^[0-9]+(ms|s|m|h)$")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class MonitoringSpec(_Spec):
+    service_monitor: ServiceMonitorSpec = ServiceMonitorSpec()
+
+
+class TLSSpec(_Spec):
+    secret_name: str = Field(min_length=1)
+    client_ca_secret_name: str | None = Field(default=None, alias="clientCASecretName")
+
+
+class ProfileSpec(_Spec):
+    model: ModelSpec
+    engine: EngineSpec = EngineSpec()
+    sampling: SamplingSpec = SamplingSpec()
+    prompt: PromptSpec = PromptSpec()
+    replicas: int = Field(default=1, ge=0, le=1000)
+    resources: ResourcesSpec = ResourcesSpec()
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: tuple[Toleration, ...] = ()
+    affinity: dict[str, Any] | None = None
+    runtime_class_name: str | None = None
+    priority_class_name: str | None = None
+    image: str | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    env: tuple[EnvVar, ...] = ()
+    monitoring: MonitoringSpec = MonitoringSpec()
+    tls: TLSSpec | None = None
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> ProfileSpec:
+        if self.resources.gpu > 0 and self.engine.gpu_layers == 0:
+            raise ValueError("resources.gpu > 0 but engine.gpuLayers is 0: the GPU would sit idle")
+        if self.engine.gpu_layers > 0 and self.resources.gpu == 0:
+            raise ValueError("engine.gpuLayers > 0 but resources.gpu is 0: request a GPU")
+        if self.sampling.max_tokens >= self.engine.context_size:
+            raise ValueError("sampling.maxTokens must be smaller than engine.contextSize")
+        return self
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One LLMProfile: identity from metadata plus the resolved spec."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    spec: ProfileSpec
+
+    def owner_reference(self) -> dict[str, Any]:
+        """Makes children garbage-collected with the profile and watched as its own."""
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def parse_spec(spec: Mapping[str, Any]) -> ProfileSpec:
+    """Validate a CR's spec; InvalidProfileError names every offending field."""
+    try:
+        return ProfileSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            if err["loc"]
+            else f"spec: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise InvalidProfileError(problems) from exc
+
+
+def parse_profile(body: Mapping[str, Any]) -> Profile:
+    """Turn a whole LLMProfile object (as kopf or the API returns it) into a Profile."""
+    meta = body.get("metadata") or {}
+    return Profile(
+        name=str(meta["name"]),
+        namespace=str(meta["namespace"]),
+        uid=str(meta.get("uid", "")),
+        generation=int(meta.get("generation", 0)),
+        spec=parse_spec(body.get("spec") or {}),
+    )

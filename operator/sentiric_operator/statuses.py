@@ -1,0 +1,405 @@
+"""LLMProfile.status from observed children: pure, so every condition reason is unit-tested.
+
+Conditions (metav1.Condition shape): ModelReady (the GGUF is in the cache), Available (at
+least one pod serves), Ready (the rollout of the current spec is complete and serving), and
+Monitoring (only when a ServiceMonitor is asked for). Messages say what to do next.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sentiric_operator.builders import endpoints, selector_string
+from sentiric_operator.builders.configmap import MODEL_DIR
+from sentiric_operator.builders.deployment import DOWNLOAD_CONTAINER, SERVE_CONTAINER
+from sentiric_operator.observations import (
+    ContainerObservation,
+    DeploymentObservation,
+    PodObservation,
+)
+from sentiric_operator.specs import GPU_RESOURCE, Profile
+
+MODEL_READY = "ModelReady"
+AVAILABLE = "Available"
+READY = "Ready"
+MONITORING = "Monitoring"
+
+IMAGE_PULL_REASONS = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+)
+CONFIG_ERROR_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+_MESSAGE_TAIL = 600
+
+
+class Monitoring(enum.Enum):
+    NOT_REQUESTED = "not-requested"
+    APPLIED = "applied"
+    CRD_MISSING = "crd-missing"
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything the status is computed from, gathered by the handlers."""
+
+    deployment: DeploymentObservation | None
+    pods: Sequence[PodObservation]
+    monitoring: Monitoring = Monitoring.NOT_REQUESTED
+    apply_error: str | None = None
+
+
+def _tail(text: str | None) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= _MESSAGE_TAIL else "..." + text[-_MESSAGE_TAIL:]
+
+
+def _live(pods: Iterable[PodObservation]) -> list[PodObservation]:
+    return sorted((p for p in pods if not p.deleting), key=lambda p: p.name)
+
+
+def _download_failure(pod: PodObservation) -> ContainerObservation | None:
+    c = pod.init_container(DOWNLOAD_CONTAINER)
+    if c is None:
+        return None
+    crashed = c.waiting_reason == "CrashLoopBackOff"
+    failed_now = c.terminated_now and (c.exit_code or 0) != 0
+    return (
+        c
+        if crashed or failed_now or (c.restart_count > 0 and not c.running and c.exit_code)
+        else None
+    )
+
+
+def _downloaded(pod: PodObservation) -> ContainerObservation | None:
+    c = pod.init_container(DOWNLOAD_CONTAINER)
+    if c is not None and c.terminated_now and c.exit_code == 0:
+        return c
+    # Once the serve container has started, the init container necessarily succeeded.
+    serve = pod.container(SERVE_CONTAINER)
+    if serve is not None and (serve.running or serve.restart_count > 0):
+        return c or ContainerObservation(name=DOWNLOAD_CONTAINER)
+    return None
+
+
+def _image_pull(pod: PodObservation) -> ContainerObservation | None:
+    return next(
+        (
+            c
+            for c in (*pod.init_containers, *pod.containers)
+            if c.waiting_reason in IMAGE_PULL_REASONS
+        ),
+        None,
+    )
+
+
+def _config_error(pod: PodObservation) -> ContainerObservation | None:
+    return next(
+        (
+            c
+            for c in (*pod.init_containers, *pod.containers)
+            if c.waiting_reason in CONFIG_ERROR_REASONS
+        ),
+        None,
+    )
+
+
+def _unschedulable(pod: PodObservation) -> Condition | None:
+    if pod.unschedulable_message is None:
+        return None
+    hint = "check nodeSelector, tolerations, affinity and resources"
+    if GPU_RESOURCE in pod.unschedulable_message:
+        hint = f"no node has a free {GPU_RESOURCE}: add GPU nodes, free a GPU, or lower spec.resources.gpu"
+    elif "PersistentVolumeClaim" in pod.unschedulable_message:
+        hint = "the model cache claim is not bound: check spec.model.cache.storageClassName"
+    return Condition(
+        AVAILABLE,
+        "False",
+        "Unschedulable",
+        f"pod {pod.name} cannot be scheduled: {pod.unschedulable_message} ({hint})",
+    )
+
+
+def _model_condition(profile: Profile, pods: Sequence[PodObservation]) -> Condition:
+    hf = profile.spec.model.hugging_face
+    what = f"{hf.repo}/{hf.file}@{hf.revision}"
+    for pod in pods:
+        if _downloaded(pod) is not None:
+            return Condition(
+                MODEL_READY, "True", "ModelDownloaded", f"{what} is in the model cache"
+            )
+    for pod in pods:
+        failed = _download_failure(pod)
+        if failed is not None:
+            return Condition(
+                MODEL_READY,
+                "False",
+                "DownloadFailed",
+                f"downloading {what} failed (exit code {failed.exit_code}, {failed.restart_count} "
+                f"restarts): {_tail(failed.terminated_message) or 'no message'}. Check "
+                f"spec.model.huggingFace and the token Secret; kubectl logs -n "
+                f"{profile.namespace} {pod.name} -c {DOWNLOAD_CONTAINER}",
+            )
+    for pod in pods:
+        pulling = _image_pull(pod)
+        if pulling is not None:
+            return Condition(MODEL_READY, "False", "ImagePullFailed", _image_message(pod, pulling))
+        blocked = _config_error(pod)
+        if blocked is not None:
+            return Condition(
+                MODEL_READY, "False", "ContainerConfigError", _config_message(pod, blocked)
+            )
+    for pod in pods:
+        c = pod.init_container(DOWNLOAD_CONTAINER)
+        if c is not None and c.running:
+            return Condition(
+                MODEL_READY, "False", "Downloading", f"pod {pod.name} is downloading {what}"
+            )
+    if not pods and profile.spec.replicas == 0:
+        return Condition(
+            MODEL_READY, "Unknown", "ScaledToZero", "spec.replicas is 0: no pod downloads the model"
+        )
+    return Condition(MODEL_READY, "False", "WaitingForPod", f"waiting for a pod to download {what}")
+
+
+def _image_message(pod: PodObservation, c: ContainerObservation) -> str:
+    return (
+        f"pod {pod.name} container {c.name} cannot pull its image ({c.waiting_reason}): "
+        f"{_tail(c.waiting_message)}. Check spec.image and the registry credentials"
+    )
+
+
+def _config_message(pod: PodObservation, c: ContainerObservation) -> str:
+    return (
+        f"pod {pod.name} container {c.name} cannot start ({c.waiting_reason}): "
+        f"{_tail(c.waiting_message)}. Check the Secrets and ConfigMap the profile references"
+    )
+
+
+def _serve_problem(pod: PodObservation) -> Condition | None:
+    c = pod.container(SERVE_CONTAINER)
+    if c is None:
+        return None
+    if c.waiting_reason == "CrashLoopBackOff" or (c.terminated_now and c.exit_code):
+        return Condition(
+            AVAILABLE,
+            "False",
+            "ContainerCrashing",
+            f"pod {pod.name}: the inference container exits (code {c.exit_code}, "
+            f"{c.restart_count} restarts): {_tail(c.terminated_message) or 'no message'}. "
+            f"kubectl logs {pod.name} -c {SERVE_CONTAINER} --previous",
+        )
+    if c.running and not c.ready:
+        if c.restart_count > 0:
+            return Condition(
+                AVAILABLE,
+                "False",
+                "ProbeFailing",
+                f"pod {pod.name}: the inference container was restarted {c.restart_count} times "
+                f"(last exit code {c.exit_code}) and is not ready: the startup/liveness probes "
+                f"(/ready, /health) fail. kubectl describe pod {pod.name}",
+            )
+        return Condition(
+            AVAILABLE,
+            "False",
+            "ModelLoading",
+            f"pod {pod.name} is loading the model; it turns ready when /ready answers 200",
+        )
+    return None
+
+
+def _available_condition(
+    profile: Profile,
+    deployment: DeploymentObservation | None,
+    pods: Sequence[PodObservation],
+    model: Condition,
+) -> Condition:
+    if deployment is None:
+        return Condition(AVAILABLE, "False", "Creating", "the Deployment does not exist yet")
+    if profile.spec.replicas == 0:
+        return Condition(AVAILABLE, "False", "ScaledToZero", "spec.replicas is 0")
+    if deployment.available_replicas > 0:
+        return Condition(
+            AVAILABLE,
+            "True",
+            "MinimumReplicasAvailable",
+            f"{deployment.available_replicas} of {profile.spec.replicas} replicas serve requests",
+        )
+    for check in (_unschedulable, _serve_problem):
+        for pod in pods:
+            problem = check(pod)
+            if problem is not None:
+                return problem
+    if model.status == "False" and model.reason != "WaitingForPod":
+        return Condition(AVAILABLE, "False", model.reason, model.message)
+    if deployment.replica_failure:
+        return Condition(AVAILABLE, "False", "ReplicaFailure", deployment.replica_failure)
+    if deployment.progress_deadline_exceeded:
+        return Condition(
+            AVAILABLE, "False", "ProgressDeadlineExceeded", deployment.progress_deadline_exceeded
+        )
+    return Condition(
+        AVAILABLE,
+        "False",
+        "Progressing",
+        f"waiting for pods: {deployment.ready_replicas} of {profile.spec.replicas} ready",
+    )
+
+
+def _ready_condition(
+    profile: Profile, observed: Observed, model: Condition, available: Condition, checksum: str
+) -> Condition:
+    if observed.apply_error:
+        return Condition(READY, "False", "ApplyFailed", observed.apply_error)
+    if profile.spec.replicas == 0:
+        return Condition(READY, "False", "ScaledToZero", "spec.replicas is 0; scale up to serve")
+    if available.status != "True":
+        return Condition(READY, "False", available.reason, available.message)
+    if model.status != "True":
+        return Condition(READY, "False", model.reason, model.message)
+    d = observed.deployment
+    want = profile.spec.replicas
+    assert d is not None  # Available is True only with a Deployment
+    rolled = (
+        d.observed_generation >= d.generation
+        and d.config_checksum == checksum
+        and d.updated_replicas >= want
+        and d.ready_replicas >= want
+        and d.replicas == d.updated_replicas
+    )
+    if not rolled:
+        return Condition(
+            READY,
+            "False",
+            "Progressing",
+            f"rolling out: {d.updated_replicas} of {want} pods updated, {d.ready_replicas} ready",
+        )
+    return Condition(
+        READY,
+        "True",
+        "AllReplicasReady",
+        f"{d.ready_replicas} of {want} replicas serve {profile.spec.model.hugging_face.file}",
+    )
+
+
+def _monitoring_condition(monitoring: Monitoring) -> Condition | None:
+    if monitoring is Monitoring.APPLIED:
+        return Condition(
+            MONITORING, "True", "ServiceMonitorApplied", "the ServiceMonitor is applied"
+        )
+    if monitoring is Monitoring.CRD_MISSING:
+        return Condition(
+            MONITORING,
+            "False",
+            "ServiceMonitorCRDMissing",
+            "spec.monitoring.serviceMonitor.enabled is true but the ServiceMonitor CRD "
+            "(monitoring.coreos.com/v1) is not installed; install the prometheus-operator CRDs. "
+            "Serving is unaffected and the operator creates the ServiceMonitor once the CRD exists",
+        )
+    return None
+
+
+def _model_facts(profile: Profile, pods: Sequence[PodObservation]) -> dict[str, Any]:
+    hf = profile.spec.model.hugging_face
+    facts: dict[str, Any] = {
+        "repo": hf.repo,
+        "file": hf.file,
+        "revision": hf.revision,
+        "path": str(MODEL_DIR / hf.file),
+    }
+    if profile.spec.model.sha256:
+        facts["sha256"] = profile.spec.model.sha256.lower()
+    # `sentiric-llm download` may leave JSON facts about the file as its termination message.
+    for pod in pods:
+        c = _downloaded(pod)
+        if c is None or not c.terminated_message:
+            continue
+        try:
+            reported = json.loads(c.terminated_message)
+        except ValueError:
+            continue
+        if isinstance(reported, dict):
+            if isinstance(reported.get("sizeBytes"), int):
+                facts["sizeBytes"] = reported["sizeBytes"]
+            if isinstance(reported.get("sha256"), str):
+                facts["sha256"] = reported["sha256"].lower()
+        break
+    return facts
+
+
+def _conditions_with_times(
+    new: Sequence[Condition], previous: Sequence[Mapping[str, Any]], generation: int, now: str
+) -> list[dict[str, Any]]:
+    """lastTransitionTime moves only when a condition's status changes."""
+    before = {c.get("type"): c for c in previous}
+    out = []
+    for c in new:
+        old = before.get(c.type)
+        since = old.get("lastTransitionTime") if old and old.get("status") == c.status else None
+        out.append(
+            {
+                "type": c.type,
+                "status": c.status,
+                "reason": c.reason,
+                "message": c.message,
+                "lastTransitionTime": since or now,
+                "observedGeneration": generation,
+            }
+        )
+    return out
+
+
+def compute_status(
+    profile: Profile,
+    observed: Observed,
+    *,
+    config_checksum: str,
+    previous: Mapping[str, Any],
+    now: str,
+) -> dict[str, Any]:
+    """The whole `.status` the profile should have; compare with the old one before writing."""
+    pods = _live(observed.pods)
+    model = _model_condition(profile, pods)
+    available = _available_condition(profile, observed.deployment, pods, model)
+    ready = _ready_condition(profile, observed, model, available, config_checksum)
+    conditions = [model, available, ready]
+    monitoring = _monitoring_condition(observed.monitoring)
+    if monitoring is not None:
+        conditions.append(monitoring)
+    d = observed.deployment
+    return {
+        "observedGeneration": profile.generation,
+        "replicas": d.replicas if d else 0,
+        "readyReplicas": d.ready_replicas if d else 0,
+        "selector": selector_string(profile.name),
+        "endpoints": endpoints(profile),
+        "model": _model_facts(profile, pods),
+        "conditions": _conditions_with_times(
+            conditions, previous.get("conditions") or [], profile.generation, now
+        ),
+    }
+
+
+def invalid_status(
+    generation: int, message: str, previous: Mapping[str, Any], now: str
+) -> dict[str, Any]:
+    """Status of a profile whose spec can never work: nothing is built until it is fixed."""
+    conditions = [
+        Condition(READY, "False", "InvalidSpec", f"{message}; fix the spec, nothing was applied"),
+    ]
+    return {
+        "observedGeneration": generation,
+        "conditions": _conditions_with_times(
+            conditions, previous.get("conditions") or [], generation, now
+        ),
+    }

@@ -1,0 +1,127 @@
+"""The API server itself refuses invalid LLMProfiles with the CRD's CEL and schema messages."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import Cluster
+from .test_operator_lifecycle import llmprofile_crd  # noqa: F401  (fixture)
+
+VALID: dict[str, Any] = {
+    "apiVersion": "llm.sentiric.ai/v1alpha1",
+    "kind": "LLMProfile",
+    "metadata": {"name": "probe"},
+    "spec": {
+        "model": {
+            "huggingFace": {
+                "repo": "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
+                "file": "qwen2.5-0.5b-instruct-q4_k_m.gguf",
+            }
+        }
+    },
+}
+
+
+def _with(spec: dict[str, Any], name: str = "probe") -> dict[str, Any]:
+    def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    body = merge(VALID, {"spec": spec})
+    body["metadata"] = {"name": name}
+    return body
+
+
+CASES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "file-not-gguf",
+        {"model": {"huggingFace": {"file": "model.safetensors"}}},
+        "model.huggingFace.file must name a .gguf file",
+    ),
+    ("sha256", {"model": {"sha256": "1234"}}, "model.sha256 must be 64 hexadecimal characters"),
+    ("parallel-0", {"engine": {"parallel": 0}}, "engine.parallel must be between 1 and 256"),
+    ("parallel-512", {"engine": {"parallel": 512}}, "engine.parallel must be between 1 and 256"),
+    (
+        "rag-template",
+        {"prompt": {"ragTemplate": "Question: {user_prompt}"}},
+        "must contain both {rag_context} and {user_prompt}",
+    ),
+    ("gpu-idle", {"resources": {"gpu": 1}, "engine": {"gpuLayers": 0}}, "the GPU would sit idle"),
+    ("layers-no-gpu", {"engine": {"gpuLayers": 12}}, "but resources.gpu is 0"),
+    ("tls-half", {"tls": {"clientCASecretName": "ca"}}, "tls.secretName is required"),
+    (
+        "max-tokens",
+        {"engine": {"contextSize": 512}, "sampling": {"maxTokens": 1024}},
+        "sampling.maxTokens must be smaller than engine.contextSize",
+    ),
+    (
+        "gpu-in-limits",
+        {"resources": {"limits": {"nvidia.com/gpu": "1"}}},
+        "set GPUs with resources.gpu",
+    ),
+    ("repo", {"model": {"huggingFace": {"repo": "not a repo"}}}, "must look like owner/name"),
+    (
+        "interval",
+        {"monitoring": {"serviceMonitor": {"interval": "soon"}}},
+        "must be a duration such as 15s",
+    ),
+    ("flash-enum", {"engine": {"flashAttention": "maybe"}}, 'Unsupported value: "maybe"'),
+]
+
+
+@pytest.mark.parametrize(("spec", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_invalid_spec_is_refused_by_the_api_server(
+    cluster: Cluster,
+    llmprofile_crd: Path,  # noqa: F811
+    namespace: str,
+    spec: dict[str, Any],
+    message: str,
+) -> None:
+    proc = cluster.kubectl(
+        "-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(_with(spec)), check=False
+    )
+    assert proc.returncode != 0, proc.stdout
+    assert message in proc.stderr, proc.stderr
+    assert cluster.kubectl("-n", namespace, "get", "llmp", "probe", check=False).returncode != 0
+
+
+def test_name_too_long_is_refused(
+    cluster: Cluster,
+    llmprofile_crd: Path,  # noqa: F811
+    namespace: str,
+) -> None:
+    proc = cluster.kubectl(
+        "-n",
+        namespace,
+        "apply",
+        "-f",
+        "-",
+        input=yaml.safe_dump(_with({}, name="x" * 60)),
+        check=False,
+    )
+    assert proc.returncode != 0 and "at most 54 characters" in proc.stderr, proc.stderr
+
+
+def test_defaults_are_filled_and_explained(
+    cluster: Cluster,
+    llmprofile_crd: Path,  # noqa: F811
+    namespace: str,
+) -> None:
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(VALID))
+    stored = yaml.safe_load(
+        cluster.kubectl("-n", namespace, "get", "llmp", "probe", "-o", "yaml").stdout
+    )
+    spec = stored["spec"]
+    assert spec["replicas"] == 1
+    assert spec["engine"]["parallel"] == 4
+    assert spec["model"]["cache"]["size"] == "20Gi"
+    assert spec["model"]["huggingFace"]["revision"] == "main"
+    explained = cluster.kubectl("explain", "llmp.spec.engine.parallel").stdout
+    assert "Sequences decoded together" in explained

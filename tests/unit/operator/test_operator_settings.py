@@ -1,0 +1,53 @@
+"""settings: SENTIRIC_* environment variables, defaults, and errors naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+from sentiric_operator.settings import DEFAULT_IMAGE, OperatorSettings
+
+
+def test_defaults() -> None:
+    s = OperatorSettings.from_env({})
+    assert s.inference_image == DEFAULT_IMAGE
+    assert s.namespaces == ()
+    assert s.liveness_endpoint == "http://0.0.0.0:8080/healthz"
+    assert (s.metrics_port, s.peering_name, s.log_format) == (8081, "", "text")
+
+
+def test_values() -> None:
+    s = OperatorSettings.from_env(
+        {
+            "SENTIRIC_INFERENCE_IMAGE": "img:2",
+            "SENTIRIC_WATCH_NAMESPACES": " ai, llm ,,",
+            "SENTIRIC_STATUS_INTERVAL": "1.5",
+            "SENTIRIC_RESYNC_INTERVAL": "30",
+            "SENTIRIC_LOG_FORMAT": "json",
+            "SENTIRIC_METRICS_PORT": "9100",
+            "SENTIRIC_PEERING_NAME": "sentiric",
+            "SENTIRIC_WORKERS": "4",
+        }
+    )
+    assert s.inference_image == "img:2"
+    assert s.namespaces == ("ai", "llm")
+    assert (s.status_interval_s, s.resync_interval_s) == (1.5, 30.0)
+    assert (s.log_format, s.metrics_port, s.peering_name, s.workers) == (
+        "json",
+        9100,
+        "sentiric",
+        4,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("SENTIRIC_STATUS_INTERVAL", "soon"),
+        ("SENTIRIC_RESYNC_INTERVAL", "0"),
+        ("SENTIRIC_METRICS_PORT", "70000"),
+        ("SENTIRIC_WORKERS", "-1"),
+        ("SENTIRIC_LOG_FORMAT", "xml"),
+    ],
+)
+def test_bad_values_name_the_variable(key: str, value: str) -> None:
+    with pytest.raises(ValueError, match=key):
+        OperatorSettings.from_env({key: value})

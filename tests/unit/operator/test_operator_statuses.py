@@ -1,0 +1,429 @@
+"""statuses: every condition reason, computed from observed children alone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from operator_samples import container, downloaded, pod, profile, serving
+from sentiric_operator.builders.configmap import config_checksum, config_data
+from sentiric_operator.observations import DeploymentObservation, PodObservation
+from sentiric_operator.specs import Profile
+from sentiric_operator.statuses import Monitoring, Observed, compute_status, invalid_status
+
+NOW = "2026-01-02T03:04:05Z"
+LATER = "2026-01-02T03:09:00Z"
+
+
+def _checksum(p: Profile) -> str:
+    return config_checksum(config_data(p.spec))
+
+
+def _deployment(p: Profile, **fields: Any) -> DeploymentObservation:
+    base: dict[str, Any] = {
+        "name": p.name,
+        "generation": 1,
+        "observed_generation": 1,
+        "desired_replicas": p.spec.replicas,
+        "config_checksum": _checksum(p),
+    }
+    return DeploymentObservation(**{**base, **fields})
+
+
+def _status(
+    p: Profile,
+    deployment: DeploymentObservation | None,
+    pods: Sequence[PodObservation],
+    previous: dict[str, Any] | None = None,
+    now: str = NOW,
+    **kw: Any,
+) -> dict[str, Any]:
+    return compute_status(
+        p,
+        Observed(deployment=deployment, pods=pods, **kw),
+        config_checksum=_checksum(p),
+        previous=previous or {},
+        now=now,
+    )
+
+
+def _conds(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+
+
+def _message(status: dict[str, Any], type_: str) -> str:
+    return str(next(c["message"] for c in status["conditions"] if c["type"] == type_))
+
+
+P = profile()
+GPU = profile({"resources": {"gpu": 1}})
+READY_DEPLOYMENT = {
+    "replicas": 1,
+    "ready_replicas": 1,
+    "updated_replicas": 1,
+    "available_replicas": 1,
+}
+
+CASES: list[
+    tuple[str, Profile, dict[str, Any] | None, list[PodObservation], dict[str, tuple[str, str]]]
+] = [
+    (
+        "no deployment yet",
+        P,
+        None,
+        [],
+        {
+            "ModelReady": ("False", "WaitingForPod"),
+            "Available": ("False", "Creating"),
+            "Ready": ("False", "Creating"),
+        },
+    ),
+    (
+        "pod pending",
+        P,
+        {},
+        [pod()],
+        {
+            "ModelReady": ("False", "WaitingForPod"),
+            "Available": ("False", "Progressing"),
+            "Ready": ("False", "Progressing"),
+        },
+    ),
+    (
+        "downloading",
+        P,
+        {},
+        [
+            pod(
+                init=(container("download", running=True),),
+                main=(container("inference", waiting_reason="PodInitializing"),),
+            )
+        ],
+        {
+            "ModelReady": ("False", "Downloading"),
+            "Available": ("False", "Downloading"),
+            "Ready": ("False", "Downloading"),
+        },
+    ),
+    (
+        "download crash loop",
+        P,
+        {},
+        [
+            pod(
+                init=(
+                    container(
+                        "download",
+                        waiting_reason="CrashLoopBackOff",
+                        restart_count=3,
+                        exit_code=1,
+                        terminated_reason="Error",
+                        terminated_message="404 Client Error: Entry Not Found",
+                    ),
+                )
+            )
+        ],
+        {
+            "ModelReady": ("False", "DownloadFailed"),
+            "Available": ("False", "DownloadFailed"),
+            "Ready": ("False", "DownloadFailed"),
+        },
+    ),
+    (
+        "download failed now",
+        P,
+        {},
+        [
+            pod(
+                init=(
+                    container(
+                        "download",
+                        terminated_now=True,
+                        exit_code=2,
+                        terminated_message="sha256 mismatch",
+                    ),
+                )
+            )
+        ],
+        {"ModelReady": ("False", "DownloadFailed"), "Ready": ("False", "DownloadFailed")},
+    ),
+    (
+        "image pull",
+        P,
+        {},
+        [
+            pod(
+                init=(
+                    container(
+                        "download", waiting_reason="ImagePullBackOff", waiting_message="not found"
+                    ),
+                )
+            )
+        ],
+        {
+            "ModelReady": ("False", "ImagePullFailed"),
+            "Available": ("False", "ImagePullFailed"),
+            "Ready": ("False", "ImagePullFailed"),
+        },
+    ),
+    (
+        "missing token secret",
+        P,
+        {},
+        [
+            pod(
+                init=(
+                    container(
+                        "download",
+                        waiting_reason="CreateContainerConfigError",
+                        waiting_message='secret "hf" not found',
+                    ),
+                )
+            )
+        ],
+        {
+            "ModelReady": ("False", "ContainerConfigError"),
+            "Available": ("False", "ContainerConfigError"),
+        },
+    ),
+    (
+        "no gpu free",
+        GPU,
+        {},
+        [pod(unschedulable_message=("0/3 nodes are available: 3 Insufficient nvidia.com/gpu."))],
+        {
+            "ModelReady": ("False", "WaitingForPod"),
+            "Available": ("False", "Unschedulable"),
+            "Ready": ("False", "Unschedulable"),
+        },
+    ),
+    (
+        "model loading",
+        P,
+        {},
+        [pod(init=(downloaded(),), main=(serving(ready=False),))],
+        {
+            "ModelReady": ("True", "ModelDownloaded"),
+            "Available": ("False", "ModelLoading"),
+            "Ready": ("False", "ModelLoading"),
+        },
+    ),
+    (
+        "probe failing",
+        P,
+        {},
+        [
+            pod(
+                init=(downloaded(),),
+                main=(
+                    serving(ready=False, restart_count=2, exit_code=137, terminated_reason="Error"),
+                ),
+            )
+        ],
+        {"Available": ("False", "ProbeFailing"), "Ready": ("False", "ProbeFailing")},
+    ),
+    (
+        "serve crash loop",
+        P,
+        {},
+        [
+            pod(
+                init=(downloaded(),),
+                main=(
+                    container(
+                        "inference",
+                        waiting_reason="CrashLoopBackOff",
+                        restart_count=4,
+                        exit_code=1,
+                        terminated_message="failed to load model",
+                    ),
+                ),
+            )
+        ],
+        {
+            "ModelReady": ("True", "ModelDownloaded"),
+            "Available": ("False", "ContainerCrashing"),
+            "Ready": ("False", "ContainerCrashing"),
+        },
+    ),
+    (
+        "all ready",
+        P,
+        READY_DEPLOYMENT,
+        [pod(init=(downloaded(),), main=(serving(),), ready=True)],
+        {
+            "ModelReady": ("True", "ModelDownloaded"),
+            "Available": ("True", "MinimumReplicasAvailable"),
+            "Ready": ("True", "AllReplicasReady"),
+        },
+    ),
+    (
+        "rolling out new config",
+        P,
+        {**READY_DEPLOYMENT, "config_checksum": "old"},
+        [pod(init=(downloaded(),), main=(serving(),), ready=True)],
+        {"Available": ("True", "MinimumReplicasAvailable"), "Ready": ("False", "Progressing")},
+    ),
+    (
+        "second replica pending",
+        profile({"replicas": 2}),
+        {"replicas": 2, "ready_replicas": 1, "updated_replicas": 2, "available_replicas": 1},
+        [pod(init=(downloaded(),), main=(serving(),), ready=True), pod("chat-b")],
+        {"Available": ("True", "MinimumReplicasAvailable"), "Ready": ("False", "Progressing")},
+    ),
+    (
+        "scaled to zero",
+        profile({"replicas": 0}),
+        {},
+        [],
+        {
+            "ModelReady": ("Unknown", "ScaledToZero"),
+            "Available": ("False", "ScaledToZero"),
+            "Ready": ("False", "ScaledToZero"),
+        },
+    ),
+    (
+        "progress deadline",
+        P,
+        {"progress_deadline_exceeded": "ReplicaSet has timed out"},
+        [],
+        {"Available": ("False", "ProgressDeadlineExceeded")},
+    ),
+    (
+        "replica failure",
+        P,
+        {"replica_failure": 'pods "chat-x" is forbidden: exceeded quota'},
+        [],
+        {"Available": ("False", "ReplicaFailure")},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("p", "deployment", "pods", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_condition_reasons(
+    p: Profile,
+    deployment: dict[str, Any] | None,
+    pods: list[PodObservation],
+    expected: dict[str, tuple[str, str]],
+) -> None:
+    observed = None if deployment is None else _deployment(p, **deployment)
+    conds = _conds(_status(p, observed, pods))
+    assert {k: conds[k] for k in expected} == expected
+    assert list(conds) == ["ModelReady", "Available", "Ready"]
+
+
+def test_messages_say_what_to_do() -> None:
+    crash = pod(
+        init=(
+            container(
+                "download",
+                waiting_reason="CrashLoopBackOff",
+                restart_count=3,
+                exit_code=1,
+                terminated_message="401 Unauthorized",
+            ),
+        )
+    )
+    msg = _message(_status(P, _deployment(P), [crash]), "ModelReady")
+    assert "401 Unauthorized" in msg and "kubectl logs -n ai chat-abc -c download" in msg
+    assert "Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf@main" in msg
+    gpu = pod(unschedulable_message="0/2 nodes are available: 2 Insufficient nvidia.com/gpu.")
+    msg = _message(_status(GPU, _deployment(GPU), [gpu]), "Available")
+    assert "Insufficient nvidia.com/gpu" in msg and "spec.resources.gpu" in msg
+
+
+def test_long_messages_keep_their_tail() -> None:
+    log = "x" * 5000 + "THE REAL ERROR"
+    crash = pod(
+        init=(container("download", terminated_now=True, exit_code=1, terminated_message=log),)
+    )
+    msg = _message(_status(P, _deployment(P), [crash]), "ModelReady")
+    assert "THE REAL ERROR" in msg and len(msg) < 1200
+
+
+def test_deleting_pods_are_ignored() -> None:
+    old = pod(
+        "chat-old",
+        deleting=True,
+        init=(container("download", waiting_reason="CrashLoopBackOff", exit_code=1),),
+    )
+    assert _conds(_status(P, _deployment(P), [old]))["ModelReady"] == ("False", "WaitingForPod")
+
+
+def test_fields_besides_conditions() -> None:
+    status = _status(P, _deployment(P, **READY_DEPLOYMENT), [])
+    assert status["observedGeneration"] == 1
+    assert (status["replicas"], status["readyReplicas"]) == (1, 1)
+    assert (
+        status["selector"] == "app.kubernetes.io/instance=chat,app.kubernetes.io/name=sentiric-llm"
+    )
+    assert status["endpoints"]["grpc"] == "chat.ai.svc:16071"
+    assert status["endpoints"]["http"] == "http://chat.ai.svc:16070"
+    assert status["model"] == {
+        "repo": "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
+        "file": "qwen2.5-0.5b-instruct-q4_k_m.gguf",
+        "revision": "main",
+        "path": "/models/qwen2.5-0.5b-instruct-q4_k_m.gguf",
+    }
+    for c in status["conditions"]:
+        assert c["lastTransitionTime"] == NOW and c["observedGeneration"] == 1
+
+
+def test_model_facts_from_the_download_termination_message() -> None:
+    facts = json.dumps({"sizeBytes": 491400032, "sha256": "AB" * 32})
+    done = container("download", terminated_now=True, exit_code=0, terminated_message=facts)
+    status = _status(P, _deployment(P), [pod(init=(done,), main=(serving(ready=False),))])
+    assert status["model"]["sizeBytes"] == 491400032
+    assert status["model"]["sha256"] == "ab" * 32
+    plain = container("download", terminated_now=True, exit_code=0, terminated_message="done")
+    status = _status(P, _deployment(P), [pod(init=(plain,))])
+    assert "sizeBytes" not in status["model"]
+
+
+def test_last_transition_time_moves_only_when_status_changes() -> None:
+    loading = [pod(init=(downloaded(),), main=(serving(ready=False),))]
+    first = _status(P, _deployment(P), loading)
+    again = _status(P, _deployment(P), loading, previous=first, now=LATER)
+    assert again == first
+    ready = [pod(init=(downloaded(),), main=(serving(),), ready=True)]
+    later = _status(P, _deployment(P, **READY_DEPLOYMENT), ready, previous=first, now=LATER)
+    times = {c["type"]: c["lastTransitionTime"] for c in later["conditions"]}
+    assert times == {"ModelReady": NOW, "Available": LATER, "Ready": LATER}
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "expected"),
+    [
+        (Monitoring.NOT_REQUESTED, None),
+        (Monitoring.APPLIED, ("True", "ServiceMonitorApplied")),
+        (Monitoring.CRD_MISSING, ("False", "ServiceMonitorCRDMissing")),
+    ],
+)
+def test_monitoring_condition_leaves_ready_alone(
+    monitoring: Monitoring, expected: tuple[str, str] | None
+) -> None:
+    ready = [pod(init=(downloaded(),), main=(serving(),), ready=True)]
+    conds = _conds(_status(P, _deployment(P, **READY_DEPLOYMENT), ready, monitoring=monitoring))
+    assert conds.get("Monitoring") == expected
+    assert conds["Ready"] == ("True", "AllReplicasReady")
+
+
+def test_apply_failure_blocks_ready() -> None:
+    ready = [pod(init=(downloaded(),), main=(serving(),), ready=True)]
+    status = _status(
+        P, _deployment(P, **READY_DEPLOYMENT), ready, apply_error="PATCH ...: field is immutable"
+    )
+    assert _conds(status)["Ready"] == ("False", "ApplyFailed")
+    assert "immutable" in _message(status, "Ready")
+
+
+def test_invalid_status() -> None:
+    status = invalid_status(4, "spec.engine.parallel: too big", {}, NOW)
+    assert status["observedGeneration"] == 4
+    (cond,) = status["conditions"]
+    assert (cond["type"], cond["status"], cond["reason"]) == ("Ready", "False", "InvalidSpec")
+    assert "spec.engine.parallel" in cond["message"]
