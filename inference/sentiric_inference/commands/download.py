@@ -129,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
     from sentiric_inference.models.errors import EXIT_OK, EXIT_USAGE, DownloadError
 
     configure_logging(args.log_format, "INFO")
+    # One line per HTTP request (every retry and resume) drowns the progress lines.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
         source, cache_dir, pin = _resolve(args)
         token = _token(args)
