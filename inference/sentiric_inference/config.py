@@ -95,7 +95,8 @@ class TLSSettings(_Model):
 
     cert_file: Path
     key_file: Path
-    client_ca_file: Path | None = None
+    # Spelled like the CRD's clientCASecretName (to_camel would give clientCaFile).
+    client_ca_file: Path | None = Field(default=None, alias="clientCAFile")
 
 
 class ServerSettings(_Model):

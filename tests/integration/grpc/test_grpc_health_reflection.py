@@ -34,7 +34,13 @@ def test_health_is_serving_for_the_server_and_the_service(tiny_server: ServerHan
     with grpc.insecure_channel(tiny_server.grpc_target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", SERVICE_NAME):
-            reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            # Health follows readiness within one 50 ms poll of /ready turning 200.
+            deadline = time.monotonic() + 2
+            while True:
+                reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+                if reply.status == SERVING or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
             assert reply.status == SERVING, service
         with pytest.raises(grpc.RpcError) as info:
             health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=10)
