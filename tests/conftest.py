@@ -2,50 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import os
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.support import tiny_model
+from tests.support.tiny_model import cached_tiny_qwen2_gguf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Generated models are kept across runs (git-ignored), keyed by the generator's source.
 MODEL_CACHE = REPO_ROOT / ".cache" / "test-models"
-
-
-def _tiny_model_cache_key() -> str:
-    # Regenerate whenever the generator (or the gguf writer it relies on) changes.
-    source = Path(tiny_model.__file__).read_bytes()
-    try:
-        version = importlib.metadata.version("gguf")
-    except importlib.metadata.PackageNotFoundError:
-        version = ""
-    return hashlib.sha256(source + version.encode()).hexdigest()[:16]
-
-
-def cached_tiny_model(seed: int = 0) -> Path:
-    """The tiny qwen2 GGUF for `seed`, generated once into .cache/ and reused across runs."""
-    target = MODEL_CACHE / f"tiny-qwen2-{_tiny_model_cache_key()}-seed{seed}.gguf"
-    if not target.is_file():
-        MODEL_CACHE.mkdir(parents=True, exist_ok=True)
-        # Several pytest processes may start at once: write aside, then rename atomically.
-        fd, tmp = tempfile.mkstemp(dir=MODEL_CACHE, suffix=".gguf.tmp")
-        os.close(fd)
-        try:
-            tiny_model.write_tiny_qwen2_gguf(Path(tmp), seed=seed)
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    return target
 
 
 @pytest.fixture(scope="session")
 def tiny_model_path() -> Path:
-    """A few-hundred-KB qwen2 GGUF with random weights and a ChatML template (seed 0)."""
-    return cached_tiny_model(seed=0)
+    """A ~280 KB qwen2 GGUF with random weights, ChatML tokens and template (seed 0)."""
+    return cached_tiny_qwen2_gguf(MODEL_CACHE, seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,12 @@ same prompt + greedy sampling -> same tokens).
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import itertools
+import os
 import re
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,3 +254,30 @@ def write_tiny_qwen2_gguf(path: Path, *, seed: int = 0, dims: TinyDims | None = 
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def _cache_key() -> str:
+    # Regenerate whenever this generator (or the gguf writer it relies on) changes.
+    source = Path(__file__).read_bytes()
+    try:
+        version = importlib.metadata.version("gguf")
+    except importlib.metadata.PackageNotFoundError:
+        version = ""
+    return hashlib.sha256(source + version.encode()).hexdigest()[:16]
+
+
+def cached_tiny_qwen2_gguf(cache_dir: Path, *, seed: int = 0) -> Path:
+    """The tiny model for `seed` under `cache_dir`, generated on first use (for tests and bench/)."""
+    target = cache_dir / f"tiny-qwen2-{_cache_key()}-seed{seed}.gguf"
+    if target.is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Several pytest processes may start at once: write aside, then rename atomically.
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".gguf.tmp")
+    os.close(fd)
+    try:
+        write_tiny_qwen2_gguf(Path(tmp), seed=seed)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target

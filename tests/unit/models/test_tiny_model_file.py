@@ -14,6 +14,7 @@ from tests.support.tiny_model import (
     SPECIAL_TOKENS,
     TinyDims,
     bytes_to_unicode,
+    cached_tiny_qwen2_gguf,
     train_bpe,
     write_tiny_qwen2_gguf,
 )
@@ -82,3 +83,13 @@ def test_bpe_training_is_deterministic_and_merges_common_pairs() -> None:
     assert merges[0] in {("t", "h"), ("h", "e")}
     assert len(merges) == 5
     assert np.unique([f"{a} {b}" for a, b in merges]).size == 5
+
+
+def test_cache_generates_once_per_seed(tmp_path: Path) -> None:
+    first = cached_tiny_qwen2_gguf(tmp_path, seed=3)
+    mtime = first.stat().st_mtime_ns
+    again = cached_tiny_qwen2_gguf(tmp_path, seed=3)
+    assert again == first
+    assert again.stat().st_mtime_ns == mtime
+    assert cached_tiny_qwen2_gguf(tmp_path, seed=4) != first
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".gguf", ".gguf"]
