@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import llama_cpp
 import pytest
 
 from tests.support.tiny_model import IM_END, IM_START, QWEN25_CHAT_TEMPLATE
-
-llama_cpp = pytest.importorskip("llama_cpp", reason="needs the inference extra (llama-cpp-python)")
 
 pytestmark = pytest.mark.model
 
