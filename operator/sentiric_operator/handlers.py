@@ -48,6 +48,7 @@ from sentiric_operator.statuses import (
     Observed,
     compute_status,
     invalid_status,
+    status_patch,
 )
 
 log = logging.getLogger(__name__)
@@ -149,20 +150,11 @@ def _observed(
 
 def _write_status(
     patch: kopf.Patch, current: Mapping[str, Any], new: Mapping[str, Any], metrics: OperatorMetrics
-) -> bool:
-    """Patch only what changed; keys gone from a nested object are nulled (merge patch)."""
-    changed = False
-    for key, value in new.items():
-        old = current.get(key)
-        if old == value:
-            continue
-        changed = True
-        if isinstance(value, dict) and isinstance(old, Mapping):
-            value = {**{k: None for k in old if k not in value}, **value}
-        patch.status[key] = value
-    if changed:
+) -> None:
+    changes = status_patch(current, new)
+    if changes:
+        patch.status.update(changes)
         metrics.status_writes.inc()
-    return changed
 
 
 def _monitoring_from(status: Mapping[str, Any]) -> Monitoring:

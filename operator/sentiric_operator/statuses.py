@@ -403,3 +403,20 @@ def invalid_status(
             conditions, previous.get("conditions") or [], generation, now
         ),
     }
+
+
+def status_patch(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch turning `current` into `new`; empty when nothing changed.
+
+    Keys that disappeared from a nested object are set to null, which a merge patch needs to
+    remove them; lists (the conditions) are replaced whole.
+    """
+    changes: dict[str, Any] = {}
+    for key, value in new.items():
+        old = current.get(key)
+        if old == value:
+            continue
+        if isinstance(value, dict) and isinstance(old, Mapping):
+            value = {**{k: None for k in old if k not in value}, **value}
+        changes[key] = value
+    return changes

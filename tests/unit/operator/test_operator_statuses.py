@@ -11,7 +11,13 @@ from operator_samples import container, downloaded, pod, profile, serving
 from sentiric_operator.builders.configmap import config_checksum, config_data
 from sentiric_operator.observations import DeploymentObservation, PodObservation
 from sentiric_operator.specs import Profile
-from sentiric_operator.statuses import Monitoring, Observed, compute_status, invalid_status
+from sentiric_operator.statuses import (
+    Monitoring,
+    Observed,
+    compute_status,
+    invalid_status,
+    status_patch,
+)
 
 NOW = "2026-01-02T03:04:05Z"
 LATER = "2026-01-02T03:09:00Z"
@@ -427,3 +433,16 @@ def test_invalid_status() -> None:
     (cond,) = status["conditions"]
     assert (cond["type"], cond["status"], cond["reason"]) == ("Ready", "False", "InvalidSpec")
     assert "spec.engine.parallel" in cond["message"]
+
+
+def test_status_patch_only_carries_changes() -> None:
+    ready = [pod(init=(downloaded(),), main=(serving(),), ready=True)]
+    status = _status(P, _deployment(P, **READY_DEPLOYMENT), ready)
+    assert status_patch(status, status) == {}
+    assert status_patch({}, status) == status
+    fewer = {**status, "model": {k: v for k, v in status["model"].items() if k != "revision"}}
+    bigger = {**status, "model": {**status["model"], "sizeBytes": 5}}
+    removed = {"revision": None, "sizeBytes": None}
+    assert status_patch(bigger, fewer) == {"model": {**fewer["model"], **removed}}
+    later = _status(P, _deployment(P), [], previous=status, now=LATER)
+    assert set(status_patch(status, later)) == {"replicas", "readyReplicas", "conditions"}
