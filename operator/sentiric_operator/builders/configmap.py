@@ -40,7 +40,8 @@ def engine_config(spec: ProfileSpec) -> EngineConfig:
         tls = TLSSettings(
             cert_file=TLS_DIR / "tls.crt",
             key_file=TLS_DIR / "tls.key",
-            client_ca_file=(CLIENT_CA_DIR / "ca.crt") if spec.tls.client_ca_secret_name else None,
+            # The contract spells this key like the CRD (clientCAFile), so it is passed by alias.
+            clientCAFile=(CLIENT_CA_DIR / "ca.crt") if spec.tls.client_ca_secret_name else None,
         )
     return EngineConfig(
         model=ModelConfig(
