@@ -71,10 +71,7 @@ def test_restart_mid_reconcile_leaves_no_duplicates(
     try:
         before = kube.profile("restart")
         cluster.wait_for(
-            lambda: (
-                'trigger="resume"' in third.metrics()
-                and 'outcome="success",trigger="resume"' in third.metrics()
-            ),
+            lambda: third.reconciles("resume", "success") >= 1,
             timeout=30,
             message="the resume reconcile",
         )
