@@ -57,7 +57,11 @@ class Helm:
             "HELM_DATA_HOME": str(self.home / "data"),
         }
         proc = subprocess.run(
-            [str(self.binary), *args], capture_output=True, text=True, timeout=60, env=env,
+            [str(self.binary), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
             check=False,
         )
         if check and proc.returncode != 0:
@@ -77,8 +81,9 @@ class Helm:
 
     def template_error(self, *args: str) -> str:
         """stderr of a `helm template` that must fail (asserted)."""
-        proc = self.run("template", "llm", str(CHART), "--namespace", "llm-system", *args,
-                        check=False)
+        proc = self.run(
+            "template", "llm", str(CHART), "--namespace", "llm-system", *args, check=False
+        )
         assert proc.returncode != 0, f"helm template {' '.join(args)} unexpectedly succeeded"
         return proc.stderr
 

@@ -56,7 +56,8 @@ def test_cluster_wide_by_default(helm: Helm) -> None:
     binding = one(objects, "ClusterRoleBinding")
     account = one(objects, "ServiceAccount")["metadata"]
     assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
         "name": role["metadata"]["name"],
     }
     assert binding["subjects"] == [
@@ -86,8 +87,12 @@ def test_watch_namespaces_get_roles_and_nothing_namespaced_cluster_wide(helm: He
 
 def test_rbac_and_service_account_can_be_left_to_the_administrator(helm: Helm) -> None:
     objects = helm.template(
-        "--set", "rbac.create=false", "--set", "serviceAccount.create=false",
-        "--set", "serviceAccount.name=llm-operator",
+        "--set",
+        "rbac.create=false",
+        "--set",
+        "serviceAccount.create=false",
+        "--set",
+        "serviceAccount.name=llm-operator",
     )
     assert not {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount"} & {
         obj["kind"] for obj in objects

@@ -9,14 +9,20 @@ import yaml
 from tests.unit.chart.conftest import CHART, Helm, by_kind, one
 
 OPERATOR_KINDS = {
-    "ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
+    "ServiceAccount",
+    "ConfigMap",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Service",
+    "Deployment",
 }
 
 
 def _container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    return container
+    containers: list[dict[str, Any]] = pod["containers"]
+    assert len(containers) == 1
+    return containers[0]
 
 
 def _env(objects: list[dict[str, Any]]) -> dict[str, str]:
@@ -27,12 +33,19 @@ def _env(objects: list[dict[str, Any]]) -> dict[str, str]:
 def test_lint_is_clean_with_defaults_and_with_every_option(helm: Helm) -> None:
     helm.run("lint", "--strict", str(CHART))
     helm.run(
-        "lint", "--strict", str(CHART),
-        "--set", "watchNamespaces={team-a,team-b}",
-        "--set", "operator.verbose=true",
-        "--set", "metrics.serviceMonitor.enabled=true",
-        "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor",
-        "--set-json", 'profiles=[{"name":"qwen","namespace":"team-a","spec":{"model":{}}}]',
+        "lint",
+        "--strict",
+        str(CHART),
+        "--set",
+        "watchNamespaces={team-a,team-b}",
+        "--set",
+        "operator.verbose=true",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--api-versions",
+        "monitoring.coreos.com/v1/ServiceMonitor",
+        "--set-json",
+        'profiles=[{"name":"qwen","namespace":"team-a","spec":{"model":{}}}]',
     )
 
 
@@ -84,20 +97,28 @@ def test_liveness_probe_targets_kopfs_endpoint_the_operator_is_told_to_serve(hel
     assert service["spec"]["ports"] == [
         {"name": "metrics", "port": 9091, "targetPort": "metrics", "protocol": "TCP"}
     ]
-    assert service["spec"]["selector"] == one(objects, "Deployment")["spec"]["selector"][
-        "matchLabels"
-    ]
+    assert (
+        service["spec"]["selector"] == one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    )
 
 
 def test_operator_environment_follows_the_values(helm: Helm) -> None:
-    env = _env(helm.template(
-        "--set", "watchNamespaces={team-a,team-b}",
-        "--set", "inferenceImage.repository=registry.example/llm",
-        "--set", "inferenceImage.tag=1.2.3",
-        "--set", "operator.logFormat=text",
-        "--set", "operator.workers=4",
-        "--set", "operator.resyncInterval=30",
-    ))
+    env = _env(
+        helm.template(
+            "--set",
+            "watchNamespaces={team-a,team-b}",
+            "--set",
+            "inferenceImage.repository=registry.example/llm",
+            "--set",
+            "inferenceImage.tag=1.2.3",
+            "--set",
+            "operator.logFormat=text",
+            "--set",
+            "operator.workers=4",
+            "--set",
+            "operator.resyncInterval=30",
+        )
+    )
     assert env["SENTIRIC_WATCH_NAMESPACES"] == "team-a,team-b"
     assert env["SENTIRIC_INFERENCE_IMAGE"] == "registry.example/llm:1.2.3"
     assert env["SENTIRIC_LOG_FORMAT"] == "text"
@@ -137,10 +158,14 @@ def test_config_checksum_changes_with_the_operator_settings_only(helm: Helm) -> 
 
 
 def test_verbose_and_extra_env_reach_the_container(helm: Helm) -> None:
-    container = _container(helm.template(
-        "--set", "operator.verbose=true",
-        "--set-json", 'operator.extraEnv=[{"name":"HTTPS_PROXY","value":"http://proxy:3128"}]',
-    ))
+    container = _container(
+        helm.template(
+            "--set",
+            "operator.verbose=true",
+            "--set-json",
+            'operator.extraEnv=[{"name":"HTTPS_PROXY","value":"http://proxy:3128"}]',
+        )
+    )
     assert container["args"] == ["--verbose"]
     assert container["env"] == [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}]
     default = _container(helm.template())
@@ -171,13 +196,18 @@ def test_release_named_after_the_chart_is_not_repeated(helm: Helm) -> None:
 
 
 def test_servicemonitor_is_opt_in_and_scrapes_the_metrics_service(helm: Helm) -> None:
-    assert not by_kind(helm.template("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"),
-                       "ServiceMonitor")
+    assert not by_kind(
+        helm.template("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"), "ServiceMonitor"
+    )
     objects = helm.template(
-        "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor",
-        "--set", "metrics.serviceMonitor.enabled=true",
-        "--set", "metrics.serviceMonitor.labels.release=kube-prometheus-stack",
-        "--set", "metrics.serviceMonitor.interval=15s",
+        "--api-versions",
+        "monitoring.coreos.com/v1/ServiceMonitor",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.labels.release=kube-prometheus-stack",
+        "--set",
+        "metrics.serviceMonitor.interval=15s",
     )
     monitor = one(objects, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
@@ -208,14 +238,21 @@ def test_profiles_in_values_become_llmprofiles(helm: Helm) -> None:
 
 
 def test_notes_tell_the_user_what_to_do_next(helm: Helm) -> None:
-    proc = helm.run("install", "llm", str(CHART), "--dry-run=client", "--namespace", "ops",
-                    "--set", "watchNamespaces={team-a}")
+    proc = helm.run(
+        "install",
+        "llm",
+        str(CHART),
+        "--dry-run=client",
+        "--namespace",
+        "ops",
+        "--set",
+        "watchNamespaces={team-a}",
+    )
     notes = proc.stdout.split("NOTES:", 1)[1]
     assert "kubectl -n ops rollout status deployment/llm-sentiric-llm" in notes
     assert "kubectl get llmp" in notes
     assert "kubectl apply -n team-a -f profiles/" in notes
     assert "sentiric-llm generate" in notes
-
 
 
 def test_operator_pod_is_never_selected_by_an_inference_service(helm: Helm) -> None:

@@ -105,14 +105,18 @@ def test_service_account_name_is_required_when_not_created(helm: Helm) -> None:
 
 def test_profile_outside_the_watched_namespaces_is_refused(helm: Helm) -> None:
     error = helm.template_error(
-        "--set", "watchNamespaces={team-a}",
-        "--set-json", 'profiles=[{"name":"qwen","namespace":"team-b","spec":{}}]',
+        "--set",
+        "watchNamespaces={team-a}",
+        "--set-json",
+        'profiles=[{"name":"qwen","namespace":"team-b","spec":{}}]',
     )
     assert 'profiles: "qwen" is in namespace "team-b", which is not in watchNamespaces' in error
     # Without a namespace it goes to the release namespace, which must be watched too.
     error = helm.template_error(
-        "--set", "watchNamespaces={team-a}",
-        "--set-json", 'profiles=[{"name":"qwen","spec":{}}]',
+        "--set",
+        "watchNamespaces={team-a}",
+        "--set-json",
+        'profiles=[{"name":"qwen","spec":{}}]',
     )
     assert 'in namespace "llm-system"' in error
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dockerfile_parse import DockerfileParser
+from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
 from tests.unit.chart.conftest import REPO_ROOT
 
@@ -71,7 +71,11 @@ def _last(stage: list[dict[str, Any]], name: str) -> str:
 def test_hadolint_passes_on_every_dockerfile() -> None:
     proc = subprocess.run(
         [str(_hadolint()), "--config", str(REPO_ROOT / ".hadolint.yaml"), *DOCKERFILES],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -81,7 +85,11 @@ def test_hadolint_config_fails_on_warnings() -> None:
     bad = "FROM python:3.11-slim\nRUN apt-get update && apt-get install -y curl\n"
     proc = subprocess.run(
         [str(_hadolint()), "--config", str(REPO_ROOT / ".hadolint.yaml"), "-"],
-        input=bad, capture_output=True, text=True, timeout=60, check=False,
+        input=bad,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode != 0
     assert "DL3008" in proc.stdout or "DL3015" in proc.stdout

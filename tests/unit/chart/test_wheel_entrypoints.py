@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,13 +22,23 @@ import pytest
 from tests.unit.chart.conftest import REPO_ROOT
 
 INSTALL_TIMEOUT_S = 900
+LLAMA_PIN = next(
+    dep.split("==", 1)[1]
+    for dep in tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["inference"]
+    if dep.startswith("llama-cpp-python==")
+)
 
 
 def _run(argv: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=env, check=False)
-    assert proc.returncode == 0, f"{' '.join(argv)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    proc = subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+    assert proc.returncode == 0, (
+        f"{' '.join(argv)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    )
     return proc
 
 
@@ -35,19 +46,51 @@ def _run(argv: list[str], cwd: Path, timeout: float = 120) -> subprocess.Complet
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """bin/ of a fresh venv holding the project wheel with both extras."""
     root = tmp_path_factory.mktemp("wheel")
-    llama_wheel = _run(["bash", str(REPO_ROOT / "hack" / "llama-wheel.sh")], REPO_ROOT,
-                       timeout=INSTALL_TIMEOUT_S).stdout.strip().splitlines()[-1]
+    llama_wheel = (
+        _run(
+            ["bash", str(REPO_ROOT / "hack" / "llama-wheel.sh")],
+            REPO_ROOT,
+            timeout=INSTALL_TIMEOUT_S,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     dist = root / "dist"
     # No build isolation: setuptools and wheel come from the test venv, so no index is needed
     # to build; the same wheel the image build makes.
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-          "--wheel-dir", str(dist), str(REPO_ROOT)], root, timeout=300)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(dist),
+            str(REPO_ROOT),
+        ],
+        root,
+        timeout=300,
+    )
     (project_wheel,) = dist.glob("sentiric_llm-*.whl")
     env_dir = root / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     bin_dir = env_dir / "bin"
-    _run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-          llama_wheel, f"{project_wheel}[inference,operator]"], root, timeout=INSTALL_TIMEOUT_S)
+    _run(
+        [
+            str(bin_dir / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            llama_wheel,
+            f"{project_wheel}[inference,operator]",
+        ],
+        root,
+        timeout=INSTALL_TIMEOUT_S,
+    )
     yield bin_dir
 
 
@@ -79,4 +122,4 @@ def test_installed_packages_come_from_the_wheel_not_the_source_tree(
     lines = _run([str(installed / "python"), "-c", code], tmp_path).stdout.splitlines()
     site = str(installed.parent)
     assert lines[0].startswith(site) and lines[1].startswith(site), lines
-    assert lines[2] == "0.3.36"
+    assert lines[2] == LLAMA_PIN
