@@ -19,7 +19,12 @@ from typing import Literal
 request_id_var: ContextVar[str | None] = ContextVar("sentiric_request_id", default=None)
 trace_id_var: ContextVar[str | None] = ContextVar("sentiric_trace_id", default=None)
 
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# Record attributes that are not "extra" fields; uvicorn's color_message duplicates message.
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 @contextlib.contextmanager

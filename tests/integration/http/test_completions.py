@@ -6,11 +6,18 @@ import time
 
 import httpx
 import pytest
+from openai.types import CompletionUsage
 
 from tests.integration.http.conftest import MAX_TOKENS, SMOL, TINY, client_for
 from tests.support.server import ServerHandle
 
 pytestmark = pytest.mark.model
+
+
+def counts(usage: CompletionUsage | None) -> tuple[int, int, int]:
+    assert usage is not None
+    return usage.prompt_tokens, usage.completion_tokens, usage.total_tokens
+
 
 MESSAGES = [
     {"role": "system", "content": "You are terse."},
@@ -72,7 +79,8 @@ def test_streaming_matches_non_streaming_and_counts_usage(tiny_server: ServerHan
     assert text == whole.choices[0].message.content
     assert finishes == [whole.choices[0].finish_reason]
     assert len(usage_chunks) == 1 and usage_chunks[0] is chunks[-1] and not chunks[-1].choices
-    assert usage_chunks[0].usage == whole.usage
+    # cached_tokens may differ: the second request reuses the first one's prompt cache.
+    assert counts(usage_chunks[0].usage) == counts(whole.usage)
     assert len({c.id for c in chunks}) == 1
 
 
@@ -107,7 +115,7 @@ def test_text_completion_streaming_and_not(tiny_server: ServerHandle) -> None:
         )
     )
     assert "".join(c.choices[0].text for c in chunks if c.choices) == whole.choices[0].text
-    assert chunks[-1].usage == whole.usage
+    assert counts(chunks[-1].usage) == counts(whole.usage)
 
 
 def test_max_tokens_ends_with_length(smol_server: ServerHandle) -> None:
@@ -126,9 +134,9 @@ def test_real_model_answers_in_words(smol_server: ServerHandle) -> None:
         model=SMOL,
         max_tokens=40,
         temperature=0,
-        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        messages=[{"role": "user", "content": "What color is the sky?"}],
     )
-    assert "Paris" in (reply.choices[0].message.content or "")
+    assert "blue" in (reply.choices[0].message.content or "")
 
 
 def test_stop_sequence_is_honoured_and_not_emitted(smol_server: ServerHandle) -> None:
@@ -136,11 +144,13 @@ def test_stop_sequence_is_honoured_and_not_emitted(smol_server: ServerHandle) ->
         model=SMOL,
         max_tokens=60,
         temperature=0,
-        stop=["Paris"],
-        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        stop=["blue"],
+        messages=[{"role": "user", "content": "What color is the sky?"}],
     )
     assert reply.choices[0].finish_reason == "stop"
-    assert "Paris" not in (reply.choices[0].message.content or "")
+    content = reply.choices[0].message.content or ""
+    assert "blue" not in content
+    assert content.startswith("The sky is")
 
 
 def test_request_id_is_echoed_and_logged(tiny_server: ServerHandle) -> None:

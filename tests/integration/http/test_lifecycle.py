@@ -114,11 +114,15 @@ def test_overload_is_429_with_retry_after_and_disconnect_frees_the_sequence(
         response = http.send(long_stream_request(server), stream=True)
         try:
             lines = response.iter_lines()
-            first = next(line for line in lines if line.startswith("data: "))
-            assert (
-                json.loads(first.removeprefix("data: "))["choices"][0]["delta"]["role"]
-                == "assistant"
+            # Wait for generated text, not just the role chunk: by then the engine has
+            # admitted the request and published its gauges.
+            first_text = next(
+                line
+                for line in lines
+                if line.startswith("data: ")
+                and json.loads(line.removeprefix("data: "))["choices"][0]["delta"].get("content")
             )
+            assert first_text
             # The only sequence is busy and nothing may wait: refused at once.
             with pytest.raises(openai.RateLimitError) as info:
                 client.chat.completions.create(
