@@ -24,11 +24,14 @@ from sentiric_inference.metrics import Metrics
 from sentiric_inference.serving.service import Serving, model_name_for
 
 if TYPE_CHECKING:
+    from sentiric_inference.engine.engine import Engine
     from sentiric_inference.grpc_api.server import GrpcServer
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SHUTDOWN_GRACE_S = 25.0
+# Seconds connections get, after the engine closed, to deliver their last bytes.
+_CONNECTION_DRAIN_S = 5
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,9 @@ async def serve(
             log_config=None,
             access_log=False,
             lifespan="off",
-            timeout_graceful_shutdown=max(1, int(shutdown_grace)),
+            # Longer than our own grace: when it runs out we close the engine first, so
+            # streams still open get their final chunk before uvicorn drops connections.
+            timeout_graceful_shutdown=int(shutdown_grace) + _CONNECTION_DRAIN_S,
             timeout_keep_alive=30,
         )
     )
@@ -141,12 +146,11 @@ async def serve(
     finally:
         log.info("shutting down: grace period %.0fs", shutdown_grace)
         stop_task.cancel()
-        await _shut_down(http_server, http_task, grpc_server, serving, shutdown_grace)
+        await _shut_down(http_server, http_task, grpc_server, serving, engine, shutdown_grace)
         if not load_task.done():
             load_task.cancel()
             with contextlib.suppress(BaseException):
                 await load_task
-        await engine.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("stopped")
@@ -158,9 +162,14 @@ async def _shut_down(
     http_task: asyncio.Task[None],
     grpc_server: GrpcServer,
     serving: Serving,
+    engine: Engine,
     grace: float,
 ) -> None:
-    """Stop accepting on both surfaces at once; in-flight streams get `grace` seconds."""
+    """Stop accepting on both surfaces at once; in-flight requests get `grace` seconds.
+
+    Whatever still runs after that is ended by closing the engine (finish reason
+    `cancelled`), so every stream still gets a last message instead of a cut connection.
+    """
     http_server.should_exit = True
     stop_grpc = asyncio.create_task(grpc_server.stop(grace))
     try:
@@ -169,7 +178,8 @@ async def _shut_down(
         log.warning(
             "%d request(s) still running after %.0fs; cancelling them", serving.active, grace
         )
+    await engine.stop()
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(asyncio.shield(http_task), timeout=grace + 5)
+        await asyncio.wait_for(asyncio.shield(http_task), timeout=_CONNECTION_DRAIN_S + 1)
     with contextlib.suppress(Exception):
         await stop_grpc

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,11 +106,13 @@ def running_server(
     tls: Mapping[str, str | Path] | None = None,
     wait: bool = True,
     env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[ServerHandle]:
     """Start `sentiric-llm serve` on free ports; yields once /ready is 200 (unless wait=False).
 
     `tls` is server.tls (certFile, keyFile, clientCAFile); `extra_config` is merged into
-    the engine.yaml (camelCase keys, e.g. {"sampling": {"maxTokens": 64}}).
+    the engine.yaml (camelCase keys, e.g. {"sampling": {"maxTokens": 64}}); `args` are
+    extra `serve` flags (e.g. ["--shutdown-grace", "1"]).
     """
     workdir = Path(tempfile.mkdtemp(prefix="sentiric-server-"))
     http_port, grpc_port = free_port(), free_port()
@@ -140,7 +142,15 @@ def running_server(
     log_path = workdir / "server.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sentiric_inference", "serve", "--config", str(config_path)],
+            [
+                sys.executable,
+                "-m",
+                "sentiric_inference",
+                "serve",
+                "--config",
+                str(config_path),
+                *args,
+            ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},

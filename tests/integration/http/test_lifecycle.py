@@ -204,3 +204,25 @@ def test_sigterm_lets_an_in_flight_stream_finish(tiny_model_path: Path) -> None:
         assert finishes[-1] in ("stop", "length")
         assert server.process.wait(timeout=30) == 0
         assert "shutting down" in server.log_text()
+
+
+def test_streams_still_running_after_the_grace_period_end_with_an_error_chunk(
+    tiny_model_path: Path,
+) -> None:
+    with running_server(
+        tiny_model_path, context_size=4096, extra_config=ONE_SLOT, args=["--shutdown-grace", "1"]
+    ) as server:
+        with httpx.Client(timeout=60) as http:
+            response = http.send(long_stream_request(server), stream=True)
+            try:
+                lines = response.iter_lines()
+                next(line for line in lines if line.startswith("data: "))
+                server.process.send_signal(signal.SIGTERM)
+                rest = [line for line in lines if line.startswith("data: ")]
+            finally:
+                response.close()
+        assert rest[-1] == "data: [DONE]"
+        last = json.loads(rest[-2].removeprefix("data: "))
+        assert last["error"]["code"] == "cancelled"
+        assert last["error"]["type"] == "unavailable_error"
+        assert server.process.wait(timeout=30) == 0
