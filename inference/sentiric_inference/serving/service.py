@@ -81,6 +81,7 @@ class Generation:
         self._metrics = metrics
         self._started = started
         self._first_text = False
+        self._ttft: float | None = None
         self._closed = False
         self._serving = serving
 
@@ -103,9 +104,8 @@ class Generation:
         if isinstance(event, TextDelta):
             if not self._first_text and event.text:
                 self._first_text = True
-                self._metrics.time_to_first_token.labels(self.api).observe(
-                    time.perf_counter() - self._started
-                )
+                self._ttft = time.perf_counter() - self._started
+                self._metrics.time_to_first_token.labels(self.api).observe(self._ttft)
         else:
             self.finished = event
             if event.reason is FinishReason.ERROR:
@@ -126,9 +126,31 @@ class Generation:
         if self._closed:
             return
         self._closed = True
+        duration = time.perf_counter() - self._started
         self._metrics.requests_total.labels(self.api, outcome).inc()
-        self._metrics.request_duration.labels(self.api).observe(time.perf_counter() - self._started)
+        self._metrics.request_duration.labels(self.api).observe(duration)
         self._serving._forget(self)
+        # One line per request with its shape and timings (never its text).
+        finished = self.finished
+        log.info(
+            "request %s %s: %d prompt + %d completion tokens in %.3fs",
+            self.request_id,
+            outcome,
+            self.prompt_tokens,
+            finished.completion_tokens if finished is not None else 0,
+            duration,
+            extra={
+                "api": self.api,
+                "outcome": outcome,
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": finished.completion_tokens if finished is not None else None,
+                "cached_prompt_tokens": (
+                    finished.cached_prompt_tokens if finished is not None else None
+                ),
+                "ttft_s": round(self._ttft, 4) if self._ttft is not None else None,
+                "duration_s": round(duration, 4),
+            },
+        )
 
 
 class Serving:

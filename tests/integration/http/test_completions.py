@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -166,8 +167,19 @@ def test_request_id_is_echoed_and_logged(tiny_server: ServerHandle) -> None:
     assert len(generated) == 32
     # The access line is written just after the body is sent: poll briefly for it.
     deadline = time.monotonic() + 10
-    while '"request_id": "test-req-123"' not in tiny_server.log_text():
-        assert time.monotonic() < deadline, "request id never reached the JSON log"
+    while True:
+        lines = [
+            json.loads(line) for line in tiny_server.log_text().splitlines() if line.startswith("{")
+        ]
+        mine = [line for line in lines if line.get("request_id") == "test-req-123"]
+        if {"sentiric_inference.http.access", "sentiric_inference.serving.service"} <= {
+            line["logger"] for line in mine
+        }:
+            break
+        assert time.monotonic() < deadline, f"request id missing from the JSON log: {mine}"
         time.sleep(0.05)
+    summary = next(line for line in mine if line["logger"] == "sentiric_inference.serving.service")
+    assert summary["api"] == "http_chat" and summary["outcome"] in ("stop", "length")
+    assert summary["completion_tokens"] == response.json()["usage"]["completion_tokens"]
     # Prompts are not logged by default.
     assert "Name three colours" not in tiny_server.log_text()
