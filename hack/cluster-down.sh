@@ -19,12 +19,15 @@ for f in "${WORKDIR}"/pids/*.pid; do
 done
 
 if [[ -x "${BIN_DIR}/kwokctl" ]]; then
-  timeout 90 "${BIN_DIR}/kwokctl" delete cluster --name "${NAME}" --kubeconfig "" >&2 \
+  # --kubeconfig names the cluster's own file (deleted with it): kwokctl would otherwise edit
+  # ~/.kube/config, and it rejects an empty path here.
+  timeout 90 "${BIN_DIR}/kwokctl" delete cluster --name "${NAME}" \
+    --kubeconfig "${WORKDIR}/kubeconfig.yaml" >&2 \
     || cluster_log "kwokctl delete cluster ${NAME} failed; stopping its processes directly"
 fi
 
 # Only signal a pid whose command line still names this cluster's work dir (pids get reused).
-owned() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "${WORKDIR}"; }
+owned() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "${WORKDIR}"; }
 for sig in TERM KILL; do
   left=()
   for pid in "${pids[@]}"; do

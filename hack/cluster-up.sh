@@ -34,6 +34,7 @@ trap '[[ ${ok} == 1 ]] || bash "${HACK_DIR}/cluster-down.sh" "${NAME}" >&2 || tr
 # Every binary is given explicitly, so kwokctl has nothing to download.
 "${BIN}/kwokctl" create cluster \
   --name "${NAME}" \
+  --config "${CLUSTER_LIB_DIR}/kwokctl.yaml" \
   --runtime binary \
   --kubeconfig "" \
   --kube-apiserver-binary "${BIN}/kube-apiserver" \

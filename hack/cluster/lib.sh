@@ -18,8 +18,8 @@ fi
 
 # The key changes whenever a version or a wrapper module's dependency set changes, so a stale
 # cache is never reused; old keys can simply be deleted.
-_recipe_hash="$(cat "${CLUSTER_LIB_DIR}"/kube/go.sum "${CLUSTER_LIB_DIR}"/etcd/go.sum \
-  "${CLUSTER_LIB_DIR}/lib.sh" | sha256sum | cut -c1-10)"
+_recipe_hash="$( (cat "${CLUSTER_LIB_DIR}"/kube/go.sum "${CLUSTER_LIB_DIR}"/etcd/go.sum
+  echo "${PROMETHEUS_OPERATOR_VERSION}") | sha256sum | cut -c1-10)"
 SENTIRIC_CACHE="${SENTIRIC_CACHE:-${HOME}/.cache/sentiric-llm}"
 CLUSTER_HOME="${SENTIRIC_CACHE}/cluster/k8s-${KUBE_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_${_recipe_hash}"
 BIN_DIR="${CLUSTER_HOME}/bin"

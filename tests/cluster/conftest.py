@@ -139,7 +139,10 @@ class Cluster:
         """A new official-client ApiClient for this cluster (close it, or use it in `with`)."""
         from kubernetes import config
 
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
+        api: ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig)
+        )
+        return api
 
     def wait_for(
         self,
@@ -155,7 +158,10 @@ class Cluster:
         """Create the ServiceMonitor CRD (idempotent) and wait until the API serves it."""
         self.kubectl("apply", "--server-side", "-f", str(self.servicemonitor_crd_path))
         self.kubectl(
-            "wait", "--for=condition=Established", f"crd/{SERVICEMONITOR_CRD}", "--timeout=60s",
+            "wait",
+            "--for=condition=Established",
+            f"crd/{SERVICEMONITOR_CRD}",
+            "--timeout=60s",
             timeout=90,
         )
         self.wait_for(
@@ -167,8 +173,13 @@ class Cluster:
     def remove_servicemonitor_crd(self) -> None:
         """Delete the ServiceMonitor CRD (idempotent) and wait until it is gone."""
         self.kubectl(
-            "delete", "crd", SERVICEMONITOR_CRD, "--ignore-not-found", "--wait=true",
-            "--timeout=60s", timeout=90,
+            "delete",
+            "crd",
+            SERVICEMONITOR_CRD,
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=60s",
+            timeout=90,
         )
 
     def pids(self) -> list[int]:
@@ -320,4 +331,6 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     try:
         yield name
     finally:
-        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+        cluster.kubectl(
+            "delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False
+        )

@@ -50,7 +50,9 @@ def test_fake_cpu_and_gpu_nodes_are_ready(api: client.ApiClient) -> None:
     assert "nvidia.com/gpu" not in (nodes["kwok-cpu-0"].status.allocatable or {})
 
 
-def _deployment(name: str, replicas: int, resources: dict[str, Any] | None = None) -> dict[str, Any]:
+def _deployment(
+    name: str, replicas: int, resources: dict[str, Any] | None = None
+) -> dict[str, Any]:
     container: dict[str, Any] = {"name": "app", "image": "registry.invalid/never-pulled:1"}
     if resources:
         container["resources"] = resources
