@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import statistics
 import sys
 import time
@@ -201,9 +203,16 @@ def main() -> int:
         help="also measure TTFT with a 1,000-token shared system prompt, miss vs hit",
     )
     args = parser.parse_args()
+    # llama.cpp's load-time warnings (e.g. n_ctx_seq vs n_ctx_train with a unified cache)
+    # would bury the figures.
+    logging.basicConfig(level=logging.ERROR)
     model = args.model or _default_model()
     threads = resolve_threads(args.threads)
-    print(f"model {model.name}, threads {threads}, {args.tokens} tokens/seq, {args.reps} reps")
+    load = os.getloadavg()[0]
+    print(
+        f"model {model.name}, threads {threads}, {args.tokens} tokens/seq, {args.reps} reps, "
+        f"load average {load:.2f} on {os.cpu_count()} CPUs"
+    )
     for n in args.seqs:
         ceiling: list[float] = []
         engine: list[float] = []

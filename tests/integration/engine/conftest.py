@@ -19,7 +19,9 @@ async def make_engine() -> AsyncIterator[EngineFactory]:
     engines: list[Engine] = []
 
     async def factory(path: Path, *, metrics: Metrics | None = None, **settings: Any) -> Engine:
-        settings.setdefault("threads", 2)
+        # One thread: on a shared CI box, llama.cpp's spinning OpenMP workers make two
+        # threads several times slower than one as soon as other processes want the CPU.
+        settings.setdefault("threads", 1)
         engine = Engine(path, EngineSettings(**settings), metrics or Metrics())
         engines.append(engine)
         await engine.start()

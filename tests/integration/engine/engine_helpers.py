@@ -41,7 +41,7 @@ async def collect(stream: GenerationStream, *, seconds: float = 60.0) -> Outcome
     return out
 
 
-def sample_value(metrics: Metrics, name: str) -> float:
-    """Current value of an unlabelled counter/gauge (or a histogram's _sum/_count sample)."""
-    value = metrics.registry.get_sample_value(name)
+def sample_value(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:
+    """Current value of one sample (counter, gauge, or a histogram's _sum/_count/_bucket)."""
+    value = metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value

@@ -54,9 +54,12 @@ async def test_sequences_share_one_decode_per_step(
     assert all(o.finished and o.finished.completion_tokens == 32 for o in outcomes)
     steps = sample_value(metrics, "sentiric_llm_decode_steps_total")
     batched = sample_value(metrics, "sentiric_llm_batch_tokens_sum")
-    # 128 tokens were generated; alone that takes 128+ decodes. Shared, the four streams
-    # advance together: about 32 steps plus the few it took for all four to be admitted.
-    assert steps <= 32 + 4, steps
+    # 128 tokens were generated: one decode per token would be 128+ calls. Shared, the four
+    # streams advance together in about 32 steps, plus however many steps passed while the
+    # later submits arrived (timing-dependent, hence the generous bound).
+    assert 32 <= steps <= 64, steps
+    small = sample_value(metrics, "sentiric_llm_batch_tokens_bucket", {"le": "2.0"})
+    assert small < steps / 2, "most decodes should carry several sequences"
     # Every prompt token not reused from the cache, plus each stream's sampled tokens fed
     # back (all but the last) went through those decodes.
     reused = sum(o.finished.cached_prompt_tokens for o in outcomes if o.finished)
@@ -67,6 +70,9 @@ async def test_sequences_share_one_decode_per_step(
 async def test_greedy_output_alone_equals_output_batched(
     make_engine: EngineFactory, smollm2_path: Path
 ) -> None:
+    # Batched rows go through other matmul kernels than a lone row, so logits can differ in
+    # the last bits; with a real model's clear margins greedy picks the same 24 tokens
+    # (it did in every run here). A random-weight model is too flat for this comparison.
     engine = await make_engine(smollm2_path, parallel=4, context_size=512)
     params = SamplingParams(temperature=0.0, max_tokens=24, ignore_eos=True)
     target = tuple(engine.tokenize("The capital of France is"))
@@ -108,7 +114,12 @@ async def test_reaching_the_per_sequence_context_finishes_with_context_full(
 async def test_same_seed_same_output_and_seeds_matter(
     make_engine: EngineFactory, tiny_model_path: Path
 ) -> None:
-    engine = await make_engine(tiny_model_path, parallel=3, context_size=128)
+    # Requests run one after another with the prefix cache off, so each sees bit-identical
+    # logits. Run concurrently, two same-seed requests are usually identical too, but not
+    # always: the second one's first logits come from a batch of a different shape (other
+    # matmul kernel), and on this random-weight model's near-flat distribution that last-bit
+    # difference eventually flips a draw (observed once in ~5 runs after ~40 characters).
+    engine = await make_engine(tiny_model_path, parallel=3, context_size=128, prefix_cache=False)
     prompt = tuple(engine.tokenize("sample me"))
 
     def params(seed: int) -> SamplingParams:
@@ -122,11 +133,8 @@ async def test_same_seed_same_output_and_seeds_matter(
             ignore_eos=True,
         )
 
-    # Run concurrently too: each request's sampler chain carries its own RNG state.
-    a, b, c = await asyncio.gather(
-        collect(engine.submit(GenerationRequest(prompt, params(42), "a"))),
-        collect(engine.submit(GenerationRequest(prompt, params(42), "b"))),
-        collect(engine.submit(GenerationRequest(prompt, params(7), "c"))),
-    )
+    a = await collect(engine.submit(GenerationRequest(prompt, params(42), "a")))
+    b = await collect(engine.submit(GenerationRequest(prompt, params(42), "b")))
+    c = await collect(engine.submit(GenerationRequest(prompt, params(7), "c")))
     assert a.text == b.text
     assert a.text != c.text
