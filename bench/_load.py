@@ -1,0 +1,255 @@
+"""Shared bench helpers: timed streaming chat waves over HTTP, and llama_cpp.server as a process.
+
+Every OpenAI-compatible server is driven by the same client code (the official `openai`
+AsyncOpenAI client), so differences in the figures come from the servers, not the load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import httpx
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
+from prometheus_client.parser import text_string_to_metric_families
+from sentiric_inference.client.measuring import percentile
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # tests.support.server: free ports, pid-based stopping
+
+from tests.support.server import free_port, stop_process  # noqa: E402
+
+READY_TIMEOUT_S = 120.0
+
+Messages = Sequence[Mapping[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Sampler settings sent explicitly to every server, so none falls back to its own default."""
+
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+
+    def extra_body(self) -> dict[str, Any]:
+        # top_k / min_p / repeat_penalty are llama.cpp-style extensions both servers accept.
+        return {"top_k": self.top_k, "min_p": self.min_p, "repeat_penalty": self.repeat_penalty}
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    """One streamed completion as the client saw it."""
+
+    ttft: float  # seconds from sending the request to the first content delta
+    duration: float  # seconds from sending the request to the end of the stream
+    tokens: int  # completion tokens (from usage, else one per content chunk)
+    counted_from: Literal["usage", "chunks"]
+    finish_reason: str | None
+    prompt_tokens: int | None
+    cached_tokens: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Wave:
+    """N streams sent at once; wall spans the first request sent to the last stream finished."""
+
+    results: tuple[StreamResult, ...]
+    wall: float
+
+    @property
+    def tokens(self) -> int:
+        return sum(r.tokens for r in self.results)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.wall
+
+    def ttft(self, q: float) -> float:
+        value = percentile([r.ttft for r in self.results], q)
+        if value is None:
+            raise ValueError("empty wave")
+        return value
+
+
+def openai_client(base_url: str, timeout_s: float) -> AsyncOpenAI:
+    """A client that never retries (a retry would hide a failure inside a timing)."""
+    return AsyncOpenAI(
+        base_url=base_url,
+        api_key="unused",
+        max_retries=0,
+        timeout=timeout_s,
+    )
+
+
+async def model_id(client: AsyncOpenAI) -> str:
+    """The id the server reports for its one model."""
+    models = (await client.models.list()).data
+    if not models:
+        raise RuntimeError("server lists no model")
+    return models[0].id
+
+
+async def stream_chat(
+    client: AsyncOpenAI,
+    model: str,
+    messages: Messages,
+    *,
+    max_tokens: int,
+    sampling: Sampling,
+) -> StreamResult:
+    """Stream one chat completion; time to the first content delta and count its tokens."""
+    started = time.perf_counter()
+    first: float | None = None
+    chunks = 0
+    finish: str | None = None
+    usage_tokens: int | None = None
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
+    stream = await client.chat.completions.create(
+        model=model,
+        messages=cast("list[ChatCompletionMessageParam]", [dict(m) for m in messages]),
+        max_tokens=max_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body=sampling.extra_body(),
+    )
+    async with stream:
+        async for chunk in stream:
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    chunks += 1
+                    if first is None:
+                        first = time.perf_counter() - started
+                finish = choice.finish_reason or finish
+            if chunk.usage is not None:
+                usage_tokens = chunk.usage.completion_tokens
+                prompt_tokens = chunk.usage.prompt_tokens
+                details = chunk.usage.prompt_tokens_details
+                cached_tokens = details.cached_tokens if details is not None else None
+    duration = time.perf_counter() - started
+    if first is None:
+        raise RuntimeError(f"stream produced no text (finish_reason {finish!r})")
+    # llama_cpp.server sends no usage in streams; it emits one chunk per sampled token.
+    counted_from: Literal["usage", "chunks"] = "chunks" if usage_tokens is None else "usage"
+    tokens = chunks if usage_tokens is None else usage_tokens
+    return StreamResult(first, duration, tokens, counted_from, finish, prompt_tokens, cached_tokens)
+
+
+async def run_wave(
+    client: AsyncOpenAI,
+    model: str,
+    conversations: Sequence[Messages],
+    *,
+    max_tokens: int,
+    sampling: Sampling,
+) -> Wave:
+    """Send every conversation at once, each on its own stream, and time the whole wave."""
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        tasks = [
+            group.create_task(
+                stream_chat(client, model, messages, max_tokens=max_tokens, sampling=sampling)
+            )
+            for messages in conversations
+        ]
+    wall = time.perf_counter() - started
+    return Wave(tuple(task.result() for task in tasks), wall)
+
+
+def read_counter(metrics_url: str, name: str) -> float:
+    """Current value of a Prometheus counter (its `_total` sample, labels summed)."""
+    text = httpx.get(metrics_url, timeout=10.0).text
+    for family in text_string_to_metric_families(text):
+        if family.name == name:
+            return sum(s.value for s in family.samples if s.name == f"{name}_total")
+    raise KeyError(f"metric {name} not exposed at {metrics_url}")
+
+
+def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"llama_cpp.server exited with {process.returncode}:\n"
+                    + log_path.read_text(errors="replace")[-4000:]
+                )
+            with contextlib.suppress(httpx.TransportError):
+                if client.get(f"{base_url}/models").status_code == 200:
+                    return
+            time.sleep(0.2)
+    raise TimeoutError(f"llama_cpp.server not ready after {READY_TIMEOUT_S}s")
+
+
+@contextlib.contextmanager
+def llama_cpp_server(
+    model_path: Path,
+    *,
+    context_size: int,
+    threads: int,
+    batch_size: int,
+    alias: str,
+) -> Iterator[str]:
+    """Run `python -m llama_cpp.server` on a free 127.0.0.1 port; yields its /v1 base URL.
+
+    interrupt_requests is off so every stream runs to its end instead of being cut by the
+    next request. Flash attention on matches "auto" on CPU (the ceiling and our engine), and
+    logits_all off spares it computing logits for every prompt token, which no request needs.
+    The process is stopped by pid on exit, even when the body fails.
+    """
+    port = free_port()
+    log_path = Path(tempfile.mkdtemp(prefix="llama-cpp-server-")) / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model_path),
+        "--model_alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(context_size),
+        "--n_batch",
+        str(batch_size),
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(threads),
+        "--n_gpu_layers",
+        "-1",
+        "--flash_attn",
+        "True",
+        "--logits_all",
+        "False",
+        "--interrupt_requests",
+        "False",
+        "--verbose",
+        "False",
+    ]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        base_url = f"http://127.0.0.1:{port}/v1"
+        _wait_ready(process, base_url, log_path)
+        yield base_url
+    finally:
+        stop_process(process)

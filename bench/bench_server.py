@@ -1,0 +1,392 @@
+"""End-to-end server benchmark: our HTTP server vs the engine ceiling vs llama_cpp.server.
+
+Workload (issue 2): SmolLM2-135M-Instruct, N concurrent streaming chat clients (N = 1, 4, 8),
+each sending a short user message (~30 tokens) and asking for 64 tokens at temperature 0.8.
+Per N it measures aggregate generated tokens/s (completion tokens / wall time from the first
+request sent to the last stream finished) and TTFT p50/p95 (first content delta) for
+  ceiling     bench/ceiling.py's bare batched llama_decode loop (same model, threads, N)
+  sentiric    `sentiric-llm serve` (parallel = max N), streaming over /v1/chat/completions
+  llama_cpp   `python -m llama_cpp.server` (interrupt_requests off), same client code
+interleaved round by round in a rotating order, so background load hits all three alike.
+Then a prefix test on our server: a ~1,000-token shared system prompt, TTFT on a miss vs a
+hit, confirmed by `sentiric_llm_prefix_cache_tokens_total` and usage.cached_tokens.
+Figures are medians over --rounds; ratios are medians of the per-round ratios.
+
+    .venv/bin/python bench/bench_server.py [--rounds 3] [--seqs 1 4 8] [--quick] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from openai import AsyncOpenAI
+from sentiric_inference.engine.native import Model, resolve_threads
+from sentiric_inference.models.embedded import embedded_model_path
+
+BENCH = Path(__file__).resolve().parent
+# bench/ for its sibling modules, the repo root for tests.support.server (managed server).
+sys.path[:0] = [str(BENCH), str(BENCH.parent)]
+
+import _load  # noqa: E402
+from _load import Messages, Sampling, Wave  # noqa: E402
+from ceiling import measure_ceiling  # noqa: E402
+
+from tests.support.server import running_server  # noqa: E402
+
+SYSTEMS = ("ceiling", "sentiric", "llama_cpp")
+CONTEXT_SIZE = 2048
+BATCH_SIZE = 512
+PREFIX_TOKENS = 1000
+# Targets from issue 2.
+TARGET_TPS_RATIO = 0.85
+TARGET_TTFT_RATIO = 0.05
+TARGET_HIT_MISS = 1 / 3
+
+SUBJECTS = (
+    "a lighthouse keeper who finds a map in a bottle",
+    "a baker who opens a shop on the moon",
+    "two rival chess players stuck in a snowstorm",
+    "a robot learning to paint in an old harbour town",
+    "a girl who can talk to the river behind her house",
+    "an old train that runs one last night across the desert",
+    "a detective cat solving a mystery in a library",
+    "a village that wakes up to find the sea gone",
+    "a clockmaker whose clocks start running backwards",
+    "a young pilot delivering letters across the mountains",
+    "a gardener who grows a tree that sings at dawn",
+    "a sailor who trades stories for food in every port",
+)
+
+
+def user_message(round_: int, index: int) -> str:
+    """A ~30-token request for a long story, different for every stream and round."""
+    subject = SUBJECTS[(round_ * 5 + index) % len(SUBJECTS)]
+    return (
+        f"Write a long and detailed story about {subject}. Describe the places, the "
+        f"people and everything that happens, chapter {round_ * 8 + index + 1}."
+    )
+
+
+def system_prompt(model_path: Path, tag: str, n_tokens: int) -> tuple[str, int]:
+    """A system prompt of about n_tokens tokens, unique to `tag` from its first words."""
+    model = Model(model_path, gpu_layers=0)
+    try:
+        text, rule = f"Session {tag}. You are the support assistant of Acme Tools.", 0
+        while True:
+            count = len(model.tokenize(text, add_special=False, parse_special=False))
+            if count >= n_tokens:
+                return text, count
+            rule += 1
+            text += (
+                f" Rule {rule}: when a customer asks about product line {rule}, answer "
+                f"politely, cite section {rule}.{rule % 7} of the manual and keep it brief."
+            )
+    finally:
+        model.close()
+
+
+class Bench:
+    """One run: holds both servers' clients and collects per-round figures."""
+
+    def __init__(self, args: argparse.Namespace, model_path: Path, threads: int) -> None:
+        self.args = args
+        self.model_path = model_path
+        self.threads = threads
+        self.sampling = Sampling(temperature=args.temperature)
+        self.figures: dict[int, dict[str, list[dict[str, float]]]] = {
+            n: {system: [] for system in SYSTEMS} for n in args.seqs
+        }
+        self.prefix: list[dict[str, float]] = []
+        self.loads: list[float] = []
+
+    async def server_wave(self, client: AsyncOpenAI, model: str, n: int, round_: int) -> Wave:
+        conversations: list[Messages] = [
+            [{"role": "user", "content": user_message(round_, i)}] for i in range(n)
+        ]
+        async with asyncio.timeout(self.args.wave_timeout):
+            return await _load.run_wave(
+                client, model, conversations, max_tokens=self.args.tokens, sampling=self.sampling
+            )
+
+    async def measure(
+        self, system: str, n: int, round_: int, clients: dict[str, tuple[AsyncOpenAI, str]]
+    ) -> dict[str, float]:
+        if system == "ceiling":
+            rate = await asyncio.to_thread(
+                measure_ceiling, self.model_path, n, self.args.tokens, self.threads
+            )
+            return {"tokens_per_s": rate, "tokens": n * self.args.tokens}
+        client, model = clients[system]
+        wave = await self.server_wave(client, model, n, round_)
+        return {
+            "tokens_per_s": wave.tokens_per_s,
+            "ttft_p50_s": wave.ttft(50),
+            "ttft_p95_s": wave.ttft(95),
+            "tokens": wave.tokens,
+            "full_streams": sum(r.tokens >= self.args.tokens for r in wave.results),
+            "wall_s": wave.wall,
+        }
+
+    async def prefix_round(self, client: AsyncOpenAI, model: str, metrics_url: str) -> None:
+        rep = len(self.prefix)
+        tag = f"{os.getpid()}-{rep}-{time.time_ns()}"
+        system, system_tokens = await asyncio.to_thread(
+            system_prompt, self.model_path, tag, PREFIX_TOKENS
+        )
+
+        async def ttft(question: str) -> _load.StreamResult:
+            messages = [
+                {"role": "system", "content": system},
+                {"role": "user", "content": question},
+            ]
+            async with asyncio.timeout(self.args.wave_timeout):
+                return await _load.stream_chat(
+                    client, model, messages, max_tokens=8, sampling=self.sampling
+                )
+
+        miss = await ttft("What does rule 3 say? Answer in one sentence.")
+        before = _load.read_counter(metrics_url, "sentiric_llm_prefix_cache_tokens")
+        hit = await ttft("Which section of the manual covers product line 12?")
+        reused = _load.read_counter(metrics_url, "sentiric_llm_prefix_cache_tokens") - before
+        figures = {
+            "system_tokens": system_tokens,
+            "miss_ttft_s": miss.ttft,
+            "hit_ttft_s": hit.ttft,
+            "hit_over_miss": hit.ttft / miss.ttft,
+            "miss_prompt_tokens": float(miss.prompt_tokens or 0),
+            "miss_cached_tokens": float(miss.cached_tokens or 0),
+            "hit_cached_tokens": float(hit.cached_tokens or 0),
+            "hit_prefix_cache_tokens_metric": reused,
+        }
+        self.prefix.append(figures)
+        log(
+            f"  prefix rep {rep + 1}: miss {miss.ttft * 1000:6.0f} ms "
+            f"(prompt {miss.prompt_tokens}, cached {miss.cached_tokens}) | hit "
+            f"{hit.ttft * 1000:6.0f} ms (cached {hit.cached_tokens}, metric +{reused:.0f})"
+        )
+
+    async def run(self) -> None:
+        args = self.args
+        parallel = max(args.seqs)
+        log(f"starting sentiric-llm serve (parallel {parallel}) and llama_cpp.server ...")
+        with (
+            running_server(
+                self.model_path,
+                parallel=parallel,
+                context_size=CONTEXT_SIZE,
+                extra_config={
+                    "engine": {
+                        "threads": self.threads,
+                        "gpuLayers": -1,
+                        "batchSize": BATCH_SIZE,
+                        "flashAttention": "auto",
+                    }
+                },
+            ) as ours,
+            _load.llama_cpp_server(
+                self.model_path,
+                context_size=CONTEXT_SIZE,
+                threads=self.threads,
+                batch_size=BATCH_SIZE,
+                alias=self.model_path.stem,
+            ) as theirs_url,
+        ):
+            async with (
+                _load.openai_client(ours.openai_base_url, args.request_timeout) as ours_client,
+                _load.openai_client(theirs_url, args.request_timeout) as theirs_client,
+            ):
+                clients = {
+                    "sentiric": (ours_client, await _load.model_id(ours_client)),
+                    "llama_cpp": (theirs_client, await _load.model_id(theirs_client)),
+                }
+                await self.warm_up(clients)
+                for round_ in range(args.rounds):
+                    self.loads.append(os.getloadavg()[0])
+                    log(f"round {round_ + 1}/{args.rounds} (load average {self.loads[-1]:.2f})")
+                    for k, n in enumerate(args.seqs):
+                        shift = (round_ + k) % len(SYSTEMS)
+                        for system in SYSTEMS[shift:] + SYSTEMS[:shift]:
+                            result = await self.measure(system, n, round_, clients)
+                            self.figures[n][system].append(result)
+                            log(f"  N={n} {system:9} {describe(result, args.tokens)}")
+                    if not args.no_prefix:
+                        await self.prefix_round(
+                            ours_client, clients["sentiric"][1], ours.metrics_url
+                        )
+                self.loads.append(os.getloadavg()[0])
+
+    async def warm_up(self, clients: dict[str, tuple[AsyncOpenAI, str]]) -> None:
+        """Page the model in everywhere, so no first round pays for it."""
+        await asyncio.to_thread(measure_ceiling, self.model_path, 1, 8, self.threads)
+        for client, model in clients.values():
+            await _load.stream_chat(
+                client,
+                model,
+                [{"role": "user", "content": "Say hello."}],
+                max_tokens=8,
+                sampling=self.sampling,
+            )
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def describe(result: dict[str, float], tokens: int) -> str:
+    line = f"{result['tokens_per_s']:7.1f} tok/s"
+    if "ttft_p50_s" in result:
+        line += (
+            f"  TTFT p50 {result['ttft_p50_s'] * 1000:7.0f} ms  p95 "
+            f"{result['ttft_p95_s'] * 1000:7.0f} ms  ({result['tokens']:.0f} tokens, "
+            f"{result['full_streams']:.0f} streams reached {tokens})"
+        )
+    return line
+
+
+def median_of(rounds: list[dict[str, float]], key: str) -> float | None:
+    values = [r[key] for r in rounds if key in r]
+    return statistics.median(values) if values else None
+
+
+def summarise(bench: Bench) -> dict[str, Any]:
+    """Medians per N and system, and the ratios against the issue's targets."""
+    args = bench.args
+    per_n: dict[str, Any] = {}
+    for n, systems in bench.figures.items():
+        per_n[str(n)] = {
+            system: {
+                key: median_of(rounds, key)
+                for key in ("tokens_per_s", "ttft_p50_s", "ttft_p95_s", "tokens", "full_streams")
+            }
+            for system, rounds in systems.items()
+        }
+        pairs = zip(systems["sentiric"], systems["ceiling"], strict=True)
+        per_n[str(n)]["sentiric_over_ceiling"] = statistics.median(
+            ours["tokens_per_s"] / ceiling["tokens_per_s"] for ours, ceiling in pairs
+        )
+        pairs = zip(systems["llama_cpp"], systems["ceiling"], strict=True)
+        per_n[str(n)]["llama_cpp_over_ceiling"] = statistics.median(
+            theirs["tokens_per_s"] / ceiling["tokens_per_s"] for theirs, ceiling in pairs
+        )
+    top = max(args.seqs)
+    ours_top, theirs_top = bench.figures[top]["sentiric"], bench.figures[top]["llama_cpp"]
+    ttft_ratio = statistics.median(
+        o["ttft_p95_s"] / t["ttft_p95_s"] for o, t in zip(ours_top, theirs_top, strict=True)
+    )
+    targets: dict[str, Any] = {
+        f"tokens_per_s_over_ceiling_at_{top}": {
+            "value": per_n[str(top)]["sentiric_over_ceiling"],
+            "target": f">= {TARGET_TPS_RATIO}",
+            "met": per_n[str(top)]["sentiric_over_ceiling"] >= TARGET_TPS_RATIO,
+        },
+        f"ttft_p95_over_llama_cpp_at_{top}": {
+            "value": ttft_ratio,
+            "target": f"<= {TARGET_TTFT_RATIO}",
+            "met": ttft_ratio <= TARGET_TTFT_RATIO,
+        },
+    }
+    prefix: dict[str, Any] | None = None
+    if bench.prefix:
+        prefix = {key: median_of(bench.prefix, key) for key in bench.prefix[0]}
+        targets["prefix_hit_over_miss"] = {
+            "value": prefix["hit_over_miss"],
+            "target": f"<= {TARGET_HIT_MISS:.3f}",
+            "met": prefix["hit_over_miss"] <= TARGET_HIT_MISS,
+        }
+    return {
+        "model": bench.model_path.name,
+        "threads": bench.threads,
+        "cpus": os.cpu_count(),
+        "tokens_per_stream": args.tokens,
+        "temperature": args.temperature,
+        "rounds": args.rounds,
+        "load_average_per_round": bench.loads,
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "per_n": per_n,
+        "prefix": prefix,
+        "targets": targets,
+        "raw": {"per_n": bench.figures, "prefix": bench.prefix},
+    }
+
+
+def _ms(value: float | None) -> str:
+    return f"{value * 1000:8.0f}" if value is not None else f"{'-':>8}"
+
+
+def print_report(summary: dict[str, Any]) -> None:
+    loads = ", ".join(f"{x:.2f}" for x in summary["load_average_per_round"])
+    print(
+        f"\n{summary['model']}, {summary['threads']} threads on {summary['cpus']} CPUs, "
+        f"{summary['tokens_per_stream']} tokens/stream at temperature {summary['temperature']}, "
+        f"medians of {summary['rounds']} rounds, {summary['date']}\n"
+        f"load average (1 min) at each round start and at the end: {loads}"
+    )
+    for n, figures in summary["per_n"].items():
+        print(f"\nN={n:<3} {'tok/s':>9} {'TTFT p50':>10} {'TTFT p95':>10} {'full':>6}  (ms)")
+        for system in SYSTEMS:
+            f = figures[system]
+            full = "-" if f["full_streams"] is None else f"{f['full_streams']:.0f}/{n}"
+            print(
+                f"  {system:9} {f['tokens_per_s']:7.1f} {_ms(f['ttft_p50_s'])}"
+                f"   {_ms(f['ttft_p95_s'])}   {full:>5}"
+            )
+        print(
+            f"  ratio to ceiling: sentiric {figures['sentiric_over_ceiling']:.3f}, "
+            f"llama_cpp {figures['llama_cpp_over_ceiling']:.3f}"
+        )
+    prefix = summary["prefix"]
+    if prefix:
+        print(
+            f"\nprefix ({prefix['system_tokens']:.0f}-token system prompt): miss "
+            f"{prefix['miss_ttft_s'] * 1000:.0f} ms, hit {prefix['hit_ttft_s'] * 1000:.0f} ms; "
+            f"hit reused {prefix['hit_cached_tokens']:.0f} cached tokens "
+            f"(metric +{prefix['hit_prefix_cache_tokens_metric']:.0f}), miss "
+            f"{prefix['miss_cached_tokens']:.0f}"
+        )
+    print("\ntargets (medians of per-round ratios):")
+    for name, target in summary["targets"].items():
+        verdict = "met" if target["met"] else "NOT met"
+        print(f"  {name:36} {target['value']:7.3f}  target {target['target']:8}  {verdict}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None, help="default: embedded SmolLM2")
+    parser.add_argument("--seqs", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--tokens", type=int, default=64, help="max_tokens per stream")
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--threads", type=int, default=0, help="0 = one per core")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one round (smoke run)")
+    parser.add_argument("--no-prefix", action="store_true", help="skip the prefix test")
+    parser.add_argument("--request-timeout", type=float, default=120.0)
+    parser.add_argument("--wave-timeout", type=float, default=300.0)
+    parser.add_argument("--json", type=Path, default=None, help="also write figures here")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds = 1
+    if args.rounds < 1 or min(args.seqs) < 1 or args.tokens < 1:
+        parser.error("--rounds, --seqs and --tokens must be positive")
+    # llama.cpp's load-time warnings from the in-process ceiling would bury the figures.
+    logging.basicConfig(level=logging.ERROR)
+    model_path = args.model or embedded_model_path()
+    bench = Bench(args, model_path, resolve_threads(args.threads))
+    asyncio.run(bench.run())
+    summary = summarise(bench)
+    print_report(summary)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
