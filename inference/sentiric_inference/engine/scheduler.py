@@ -155,10 +155,16 @@ class Scheduler:
         self._apply_commands()
         self._finish_cancelled()
         self._admit()
-        if self._running and self._build_batch() and self._decode():
-            self._process_outputs()
+        if self._running and self._build_batch():
+            # Hand over the previous step's events right before llama_decode releases the
+            # GIL: the event loop then handles them while the decode runs, instead of both
+            # threads contending for the GIL over this thread's Python work.
+            self._outbox.flush()
+            if self._decode():
+                self._process_outputs()
         self._publish()
-        self._outbox.flush()
+        if not self._running:
+            self._outbox.flush()
         self._steps += 1
 
     def _apply_commands(self) -> None:
