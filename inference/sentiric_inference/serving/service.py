@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from sentiric_inference.config import EngineConfig
@@ -70,7 +70,7 @@ class Generation:
         prompt_tokens: int,
         metrics: Metrics,
         started: float,
-        serving: Serving,
+        on_done: Callable[[Generation], None],
     ) -> None:
         self.api = api
         self.request_id = request_id
@@ -83,7 +83,7 @@ class Generation:
         self._first_text = False
         self._ttft: float | None = None
         self._closed = False
-        self._serving = serving
+        self._on_done = on_done
 
     def __aiter__(self) -> Generation:
         return self
@@ -129,7 +129,7 @@ class Generation:
         duration = time.perf_counter() - self._started
         self._metrics.requests_total.labels(self.api, outcome).inc()
         self._metrics.request_duration.labels(self.api).observe(duration)
-        self._serving._forget(self)
+        self._on_done(self)
         # One line per request with its shape and timings (never its text).
         finished = self.finished
         log.info(
@@ -202,8 +202,8 @@ class Serving:
                 wire = names.get("user_prompt", "user_prompt")
                 raise InvalidRequestError(f"'{wire}' must not be empty.", param=wire)
             sampling = resolve_params(params, self.config.sampling)
+            text = self.render_chat(chat)
             template = self._chat_template()
-            text = template.render(build_messages(chat, self.config.prompt))
             # A template that writes BOS itself must not get a second one from the tokenizer.
             add_special = not (template.bos_token and text.startswith(template.bos_token))
             tokens = self.engine.tokenize(text, add_special=add_special, parse_special=True)
@@ -285,8 +285,6 @@ class Serving:
             stream = self.engine.submit(request)
         except PromptTooLongError as exc:
             raise PromptTooLongError(exc.message, param=prompt_param) from exc
-        except OverloadedError:
-            raise
         except InvalidRequestError as exc:
             if exc.param == "response_format":
                 raise InvalidRequestError(exc.message, param=format_param) from exc
@@ -298,7 +296,7 @@ class Serving:
             prompt_tokens=len(tokens),
             metrics=self.metrics,
             started=started,
-            serving=self,
+            on_done=self._forget,
         )
         self._active.add(generation)
         self._idle.clear()

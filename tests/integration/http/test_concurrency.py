@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -13,9 +14,16 @@ from tests.support.server import ServerHandle
 pytestmark = pytest.mark.model
 
 
-async def _stream(
-    server: ServerHandle, index: int, max_tokens: int
-) -> tuple[str, str | None, int, int]:
+@dataclass
+class Streamed:
+    text: str
+    pieces: int  # chunks that carried text
+    finish: str | None
+    completion_tokens: int
+    prompt_tokens: int
+
+
+async def _stream(server: ServerHandle, index: int, max_tokens: int) -> Streamed:
     client = async_client_for(server)
     text: list[str] = []
     finish = None
@@ -36,7 +44,8 @@ async def _stream(
             if chunk.usage is not None:
                 usage = chunk.usage
     assert usage is not None
-    return "".join(text), finish, usage.completion_tokens, usage.prompt_tokens
+    pieces = sum(1 for piece in text if piece)
+    return Streamed("".join(text), pieces, finish, usage.completion_tokens, usage.prompt_tokens)
 
 
 async def test_concurrent_streams_all_complete_with_correct_usage(
@@ -47,22 +56,26 @@ async def test_concurrent_streams_all_complete_with_correct_usage(
         asyncio.gather(*(_stream(tiny_server, i, 24 + i) for i in range(8))), timeout=240
     )
     async with async_client_for(tiny_server) as client:
-        for index, (text, finish, completion_tokens, prompt_tokens) in enumerate(results):
-            assert finish in ("stop", "length")
-            assert 0 < completion_tokens <= 24 + index
-            if finish == "length":
-                assert completion_tokens == 24 + index
-            # Each answer equals the same request served alone (greedy decoding).
+        for index, result in enumerate(results):
+            limit = 24 + index
+            assert result.finish in ("stop", "length")
+            assert 0 < result.completion_tokens <= limit
+            if result.finish == "length":
+                assert result.completion_tokens == limit
+            # Text arrives in whole characters, so each chunk carries at least one token.
+            assert result.pieces <= result.completion_tokens
+            # Served alone, the same request has the same prompt size. Its text is not
+            # compared: llama.cpp's numerics depend on the batch a sequence is decoded in,
+            # so greedy picks between near-tied logits of the random tiny model can differ
+            # (observed here); the engine's own tests measure that divergence.
             alone = await client.chat.completions.create(
                 model=TINY,
-                max_tokens=24 + index,
+                max_tokens=limit,
                 temperature=0,
                 messages=[{"role": "user", "content": f"Request number {index}"}],
             )
             assert alone.usage is not None
-            assert alone.usage.prompt_tokens == prompt_tokens
-            assert alone.usage.completion_tokens == completion_tokens
-            assert alone.choices[0].message.content == text
+            assert alone.usage.prompt_tokens == result.prompt_tokens
 
 
 async def test_burst_of_bad_and_good_requests(tiny_server: ServerHandle) -> None:
@@ -96,8 +109,7 @@ async def test_burst_of_bad_and_good_requests(tiny_server: ServerHandle) -> None
     good_results, bad_statuses = outcomes[:6], outcomes[6:]
     assert bad_statuses == [400] * (len(bad_bodies) + 1)
     for result in good_results:
-        assert isinstance(result, tuple)
-        _, finish, completion_tokens, _ = result
-        assert finish in ("stop", "length") and 0 < completion_tokens <= 16
+        assert isinstance(result, Streamed)
+        assert result.finish in ("stop", "length") and 0 < result.completion_tokens <= 16
     async with httpx.AsyncClient(timeout=10) as http:
         assert (await http.get(f"{tiny_server.http_url}/ready")).status_code == 200
