@@ -121,9 +121,16 @@ class Release:
             "kind": "Config",
             "clusters": [cluster_entry],
             "users": [{"name": "operator", "user": {"token": token}}],
-            "contexts": [{"name": "operator", "context": {
-                "cluster": cluster_entry["name"], "user": "operator",
-                "namespace": self.namespace}}],
+            "contexts": [
+                {
+                    "name": "operator",
+                    "context": {
+                        "cluster": cluster_entry["name"],
+                        "user": "operator",
+                        "namespace": self.namespace,
+                    },
+                }
+            ],
             "current-context": "operator",
         }
         path = self.workdir / "operator-kubeconfig.yaml"
@@ -135,16 +142,18 @@ class Release:
         health_port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIRIC_")}
         env.update(self.operator_env())
-        env.update({
-            "KUBECONFIG": str(self.service_account_kubeconfig()),
-            # Local ports instead of the pod's fixed ones; faster loops for the test.
-            "SENTIRIC_METRICS_PORT": "0",
-            "SENTIRIC_LIVENESS_ENDPOINT": f"http://127.0.0.1:{health_port}/healthz",
-            "SENTIRIC_STATUS_INTERVAL": "1",
-            "SENTIRIC_RESYNC_INTERVAL": "5",
-            "SENTIRIC_RETRY_DELAY": "2",
-            "SENTIRIC_LOG_FORMAT": "text",
-        })
+        env.update(
+            {
+                "KUBECONFIG": str(self.service_account_kubeconfig()),
+                # Local ports instead of the pod's fixed ones; faster loops for the test.
+                "SENTIRIC_METRICS_PORT": "0",
+                "SENTIRIC_LIVENESS_ENDPOINT": f"http://127.0.0.1:{health_port}/healthz",
+                "SENTIRIC_STATUS_INTERVAL": "1",
+                "SENTIRIC_RESYNC_INTERVAL": "5",
+                "SENTIRIC_RETRY_DELAY": "2",
+                "SENTIRIC_LOG_FORMAT": "text",
+            }
+        )
         log_path = self.workdir / f"{name}.log"
         exe = Path(sys.executable).parent / "sentiric-operator"
         with log_path.open("wb") as log:
@@ -176,11 +185,13 @@ class Release:
         """Objects of the release still present (namespaced and cluster-scoped)."""
         names = []
         for namespace in (self.namespace, self.apps):
-            out = self.cluster.kubectl("-n", namespace, "get", OPERATOR_KINDS, "-l",
-                                       RELEASE_SELECTOR, "-o", "name").stdout
+            out = self.cluster.kubectl(
+                "-n", namespace, "get", OPERATOR_KINDS, "-l", RELEASE_SELECTOR, "-o", "name"
+            ).stdout
             names += out.split()
-        out = self.cluster.kubectl("get", CLUSTER_KINDS, "-l", RELEASE_SELECTOR,
-                                   "-o", "name").stdout
+        out = self.cluster.kubectl(
+            "get", CLUSTER_KINDS, "-l", RELEASE_SELECTOR, "-o", "name"
+        ).stdout
         return names + out.split()
 
 
@@ -192,29 +203,52 @@ def apps_namespace(cluster: Cluster, namespace: str) -> Iterator[str]:
     try:
         yield name
     finally:
-        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found",
-                        check=False)
+        cluster.kubectl(
+            "delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False
+        )
 
 
 @pytest.fixture
-def release(cluster: Cluster, namespace: str, apps_namespace: str,
-            tmp_path: Path) -> Iterator[Release]:
+def release(
+    cluster: Cluster, namespace: str, apps_namespace: str, tmp_path: Path
+) -> Iterator[Release]:
     cluster.install_servicemonitor_crd()
     handle = Release(cluster, namespace, apps_namespace, tmp_path)
     try:
         yield handle
     finally:
         # A failed test must not leave cluster-scoped objects behind for the next one.
-        cluster.helm("uninstall", RELEASE, "--namespace", namespace, "--ignore-not-found",
-                     check=False, timeout=180)
+        cluster.helm(
+            "uninstall",
+            RELEASE,
+            "--namespace",
+            namespace,
+            "--ignore-not-found",
+            check=False,
+            timeout=180,
+        )
         # Profiles wait on the operator's finalizer, and no operator runs any more.
-        out = cluster.kubectl("-n", apps_namespace, "get", "llmp", "-o", "name",
-                              check=False).stdout
+        out = cluster.kubectl("-n", apps_namespace, "get", "llmp", "-o", "name", check=False).stdout
         for name in out.split():
-            cluster.kubectl("-n", apps_namespace, "patch", name, "--type=merge", "-p",
-                            '{"metadata":{"finalizers":null}}', check=False)
-        cluster.kubectl("delete", "pv", "-l", f"sentiric-test={namespace}",
-                        "--ignore-not-found", "--wait=false", check=False)
+            cluster.kubectl(
+                "-n",
+                apps_namespace,
+                "patch",
+                name,
+                "--type=merge",
+                "-p",
+                '{"metadata":{"finalizers":null}}',
+                check=False,
+            )
+        cluster.kubectl(
+            "delete",
+            "pv",
+            "-l",
+            f"sentiric-test={namespace}",
+            "--ignore-not-found",
+            "--wait=false",
+            check=False,
+        )
 
 
 def _cache_volume(cluster: Cluster, owner: str, namespace: str) -> None:
@@ -222,11 +256,14 @@ def _cache_volume(cluster: Cluster, owner: str, namespace: str) -> None:
     provisioner, and the shipped profile names no storage class."""
     size = PROFILE["spec"]["model"]["cache"]["size"]
     volume = {
-        "apiVersion": "v1", "kind": "PersistentVolume",
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
         "metadata": {"name": f"{owner}-cache", "labels": {"sentiric-test": owner}},
         "spec": {
-            "capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
-            "storageClassName": "", "persistentVolumeReclaimPolicy": "Delete",
+            "capacity": {"storage": size},
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "",
+            "persistentVolumeReclaimPolicy": "Delete",
             "hostPath": {"path": f"/tmp/{owner}-cache"},
             "claimRef": {"namespace": namespace, "name": f"{PROFILE_NAME}-model-cache"},
         },
@@ -237,38 +274,63 @@ def _cache_volume(cluster: Cluster, owner: str, namespace: str) -> None:
 @pytest.mark.timeout(600)
 def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -> None:
     ns, apps = release.namespace, release.apps
-    release.helm(
-        "install", RELEASE, str(CHART), "--wait=false",
-        "--set", "inferenceImage.repository=registry.test/sentiric-llm-inference",
-        "--set", "inferenceImage.tag=1.0.0",
+    installed = release.helm(
+        "install",
+        RELEASE,
+        str(CHART),
+        "--wait=false",
+        "--set",
+        "inferenceImage.repository=registry.test/sentiric-llm-inference",
+        "--set",
+        "inferenceImage.tag=1.0.0",
     )
+    # NOTES.txt tells the user what to do next (only `helm install` renders it).
+    notes = installed.split("NOTES:", 1)[1]
+    assert f"kubectl -n {ns} rollout status deployment/{FULLNAME}" in notes
+    assert "registry.test/sentiric-llm-inference:1.0.0" in notes
+    for step in ("kubectl apply -n", "kubectl get llmp", "sentiric-llm generate --target"):
+        assert step in notes, step
     # The CRD (from the chart's crds/) and the operator's objects.
-    cluster.kubectl("wait", "--for=condition=Established",
-                    "crd/llmprofiles.llm.sentiric.ai", "--timeout=60s", timeout=90)
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/llmprofiles.llm.sentiric.ai",
+        "--timeout=60s",
+        timeout=90,
+    )
     for kind in ("deployment", "serviceaccount", "configmap", "service"):
         assert release.exists(kind, FULLNAME if kind != "configmap" else f"{FULLNAME}-config")
     assert release.exists("clusterrole", FULLNAME)
     assert release.exists("clusterrolebinding", FULLNAME)
     # kwok runs the operator pod as far as Ready (without executing the image).
-    cluster.kubectl("-n", ns, "rollout", "status", f"deployment/{FULLNAME}", "--timeout=120s",
-                    timeout=150)
+    cluster.kubectl(
+        "-n", ns, "rollout", "status", f"deployment/{FULLNAME}", "--timeout=120s", timeout=150
+    )
     first_checksum = release.get("deployment", FULLNAME)["spec"]["template"]["metadata"][
-        "annotations"]["checksum/config"]
+        "annotations"
+    ]["checksum/config"]
 
     # Cluster-wide mode: the ClusterRole alone must let the operator do its work.
     _cache_volume(cluster, ns, apps)
     operator = release.start_operator("operator-cluster-wide")
     try:
         cluster.kubectl("-n", apps, "apply", "-f", str(PROFILE_FILE))
-        cluster.wait_for(release.ready, timeout=120, interval=1,
-                         message=f"profile Ready under the ClusterRole\n{operator.log()}")
+        cluster.wait_for(
+            release.ready,
+            timeout=120,
+            interval=1,
+            message=f"profile Ready under the ClusterRole\n{operator.log()}",
+        )
         deployment = release.get("deployment", PROFILE_NAME, apps)
         serve = deployment["spec"]["template"]["spec"]["containers"][0]
         assert serve["image"] == "registry.test/sentiric-llm-inference:1.0.0"
-        for kind, name in (("service", PROFILE_NAME), ("service", f"{PROFILE_NAME}-headless"),
-                           ("configmap", f"{PROFILE_NAME}-config"),
-                           ("pvc", f"{PROFILE_NAME}-model-cache"),
-                           ("servicemonitor", PROFILE_NAME)):
+        for kind, name in (
+            ("service", PROFILE_NAME),
+            ("service", f"{PROFILE_NAME}-headless"),
+            ("configmap", f"{PROFILE_NAME}-config"),
+            ("pvc", f"{PROFILE_NAME}-model-cache"),
+            ("servicemonitor", PROFILE_NAME),
+        ):
             assert release.exists(kind, name, apps), (kind, name)
         monitoring = release.condition("Monitoring")
         assert monitoring is not None and monitoring["status"] == "True", monitoring
@@ -278,9 +340,15 @@ def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -
 
     # Upgrade: only the apps namespace is watched now, with a new inference image.
     release.helm(
-        "upgrade", RELEASE, str(CHART), "--wait=false", "--reuse-values",
-        "--set", f"watchNamespaces={{{apps}}}",
-        "--set", "inferenceImage.tag=1.1.0",
+        "upgrade",
+        RELEASE,
+        str(CHART),
+        "--wait=false",
+        "--reuse-values",
+        "--set",
+        f"watchNamespaces={{{apps}}}",
+        "--set",
+        "inferenceImage.tag=1.1.0",
     )
     env = release.operator_env()
     assert env["SENTIRIC_WATCH_NAMESPACES"] == apps
@@ -295,24 +363,36 @@ def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -
     # Namespaced mode: the Role in the apps namespace plus the CRD-only ClusterRole suffice.
     operator = release.start_operator("operator-namespaced")
     try:
+
         def rolled_out() -> bool:
             spec = release.get("deployment", PROFILE_NAME, apps)["spec"]["template"]["spec"]
             return bool(spec["containers"][0]["image"].endswith(":1.1.0")) and release.ready()
 
-        cluster.wait_for(rolled_out, timeout=120, interval=1,
-                         message=f"profile on the new image under the Role\n{operator.log()}")
+        cluster.wait_for(
+            rolled_out,
+            timeout=120,
+            interval=1,
+            message=f"profile on the new image under the Role\n{operator.log()}",
+        )
         # Deleting a profile needs the operator (its finalizer); GC removes the children.
-        cluster.kubectl("-n", apps, "delete", "llmp", PROFILE_NAME, "--wait=true",
-                        "--timeout=90s", timeout=120)
-        cluster.wait_for(lambda: not release.exists("deployment", PROFILE_NAME, apps),
-                         timeout=60, message="the profile's Deployment garbage-collected")
+        cluster.kubectl(
+            "-n", apps, "delete", "llmp", PROFILE_NAME, "--wait=true", "--timeout=90s", timeout=120
+        )
+        cluster.wait_for(
+            lambda: not release.exists("deployment", PROFILE_NAME, apps),
+            timeout=60,
+            message="the profile's Deployment garbage-collected",
+        )
         assert "forbidden" not in operator.log().lower()
     finally:
         operator.stop()
 
     release.helm("uninstall", RELEASE, "--wait", "--timeout=120s")
-    cluster.wait_for(lambda: not release.leftovers(), timeout=60,
-                     message=f"no release objects left: {release.leftovers()}")
+    cluster.wait_for(
+        lambda: not release.leftovers(),
+        timeout=60,
+        message=f"no release objects left: {release.leftovers()}",
+    )
     # Helm keeps CRDs from crds/ on uninstall, so other releases' profiles survive.
     assert release.exists("crd", "llmprofiles.llm.sentiric.ai")
 
@@ -322,23 +402,46 @@ def test_rendered_chart_is_accepted_by_the_api_server(cluster: Cluster, namespac
     dry run (schema, defaulting and admission of the real API server)."""
     cluster.install_servicemonitor_crd()
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART_CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/llmprofiles.llm.sentiric.ai",
-                    "--timeout=60s", timeout=90)
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/llmprofiles.llm.sentiric.ai",
+        "--timeout=60s",
+        timeout=90,
+    )
     profile = {"name": "dry-run", "namespace": namespace, "spec": PROFILE["spec"]}
     rendered = cluster.helm(
-        "template", "dry", str(CHART), "--namespace", namespace,
-        "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor",
-        "--set", "metrics.serviceMonitor.enabled=true",
-        "--set", f"watchNamespaces={{{namespace}}}",
-        "--set-json", f"profiles=[{json.dumps(profile)}]",
+        "template",
+        "dry",
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--api-versions",
+        "monitoring.coreos.com/v1/ServiceMonitor",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        f"watchNamespaces={{{namespace}}}",
+        "--set-json",
+        f"profiles=[{json.dumps(profile)}]",
     ).stdout
     objects = [doc for doc in yaml.safe_load_all(rendered) if doc]
     kinds = sorted({obj["kind"] for obj in objects})
-    assert kinds == sorted({"ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment",
-                            "LLMProfile", "Role", "RoleBinding", "Service", "ServiceAccount",
-                            "ServiceMonitor"})
+    assert kinds == sorted(
+        {
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "Deployment",
+            "LLMProfile",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor",
+        }
+    )
     proc = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered)
     assert proc.stdout.count("(server dry run)") == len(objects), proc.stdout
     # A dry run stores nothing.
     assert cluster.kubectl("-n", namespace, "get", "deployments,llmp", "-o", "name").stdout == ""
-
