@@ -18,6 +18,16 @@ from sentiric_operator.settings import OperatorSettings
 log = logging.getLogger("sentiric_operator")
 
 
+class _QuietRoutine(logging.Filter):
+    """Drop kopf's "succeeded" lines of routine handlers: the status timer ticks once per
+    profile per interval and the repair handlers see every child event."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        routine = msg.startswith(("Timer ", "Handler 'repair-"))
+        return not (routine and msg.endswith("succeeded."))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sentiric-operator",
@@ -45,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL,
     )
+    if not args.verbose:
+        logging.getLogger("kopf.objects").addFilter(_QuietRoutine())
     metrics = OperatorMetrics()
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     if port:

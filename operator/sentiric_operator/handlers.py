@@ -169,7 +169,14 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     resource = (GROUP, VERSION, PLURAL)
     managed = {MANAGED_BY_LABEL: MANAGED_BY}
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.login(id="login", registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A custom registry has none of kopf's default login handlers: use the official
+        # client's configuration (in-cluster service account, else $KUBECONFIG), like KubeApi.
+        info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+        return info
+
+    @kopf.on.startup(id="configure", registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # kopf's bookkeeping goes to annotations under our group: the status schema is
         # strict, so kopf's default `status.kopf` field would be pruned away.
@@ -187,7 +194,9 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
 
-    @kopf.index("apps", "v1", "deployments", labels=managed, registry=registry)
+    @kopf.index(
+        "apps", "v1", "deployments", id="deployments_by_profile", labels=managed, registry=registry
+    )
     def deployments_by_profile(
         namespace: str | None, body: kopf.Body, **_: Any
     ) -> dict[ProfileKey, DeploymentObservation] | None:
@@ -196,7 +205,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
             return None
         return {(namespace, owner): observe_deployment(body)}
 
-    @kopf.index("v1", "pods", labels=managed, registry=registry)
+    @kopf.index("v1", "pods", id="pods_by_profile", labels=managed, registry=registry)
     def pods_by_profile(
         namespace: str | None, body: kopf.Body, **_: Any
     ) -> dict[ProfileKey, PodObservation] | None:
@@ -246,20 +255,21 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         ctx.metrics.reconciles.labels(trigger, "retry").inc()
         raise kopf.TemporaryError(str(failure), delay=ctx.settings.retry_delay_s) from failure
 
-    @kopf.on.resume(*resource, registry=registry)
+    @kopf.on.resume(*resource, id="reconcile", registry=registry)
     def on_resume(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **kwargs: Any) -> None:
         reconcile("resume", body, patch, status, _Indexes.of(kwargs))
 
-    @kopf.on.create(*resource, registry=registry)
+    @kopf.on.create(*resource, id="reconcile", registry=registry)
     def on_create(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **kwargs: Any) -> None:
         reconcile("create", body, patch, status, _Indexes.of(kwargs))
 
-    @kopf.on.update(*resource, registry=registry)
+    @kopf.on.update(*resource, id="reconcile", registry=registry)
     def on_update(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **kwargs: Any) -> None:
         reconcile("update", body, patch, status, _Indexes.of(kwargs))
 
     @kopf.timer(
         *resource,
+        id="resync",
         interval=ctx.settings.resync_interval_s,
         initial_delay=ctx.settings.resync_interval_s,
         registry=registry,
@@ -267,7 +277,9 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     def resync(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **kwargs: Any) -> None:
         reconcile("resync", body, patch, status, _Indexes.of(kwargs))
 
-    @kopf.timer(*resource, interval=ctx.settings.status_interval_s, registry=registry)
+    @kopf.timer(
+        *resource, id="refresh_status", interval=ctx.settings.status_interval_s, registry=registry
+    )
     async def refresh_status(
         body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **kwargs: Any
     ) -> None:
@@ -308,7 +320,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         if (
             kind == "MODIFIED"
             and resource.plural == "deployments"
-            and meta.get("generation") == observed
+            and (observed is None or meta.get("generation") == observed)
         ):
             return
         owner = _owner(body)
