@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -184,11 +185,7 @@ class Cluster:
 
     def pids(self) -> list[int]:
         """Pids of this cluster's component processes, from kwokctl's pid files."""
-        pids: list[int] = []
-        for pid_file in sorted((cluster_workdir(self.name) / "pids").glob("*.pid")):
-            with contextlib.suppress(ValueError, OSError):
-                pids.append(int(pid_file.read_text().strip()))
-        return pids
+        return component_pids(self.name)
 
 
 def cache_root() -> Path:
@@ -202,6 +199,35 @@ def cluster_workdir(name: str) -> Path:
     return cache_root() / "kwok" / "clusters" / name
 
 
+def component_pids(name: str) -> list[int]:
+    """Pids kwokctl recorded for cluster `name` (etcd, API server, controllers, kwok)."""
+    pids: list[int] = []
+    for pid_file in sorted((cluster_workdir(name) / "pids").glob("*.pid")):
+        with contextlib.suppress(ValueError, OSError):
+            pids.append(int(pid_file.read_text().strip()))
+    return pids
+
+
+def run_script(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run a hack/ script in its own process group; on timeout the whole group is killed."""
+    with subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except BaseException:
+            # Also on KeyboardInterrupt or a pytest-timeout: kwokctl and go must not outlive us.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
 def _last_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
@@ -211,13 +237,7 @@ def _last_line(text: str) -> str:
 
 def build_binaries() -> Path:
     """Run hack/cluster-build.sh (a no-op when the cache is complete) and return the bin dir."""
-    proc = subprocess.run(
-        ["bash", str(HACK / "cluster-build.sh")],
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT_S,
-        check=False,
-    )
+    proc = run_script(["bash", str(HACK / "cluster-build.sh")], BUILD_TIMEOUT_S)
     if proc.returncode != 0:
         raise RuntimeError(
             f"hack/cluster-build.sh exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -229,6 +249,7 @@ def _is_cluster_item(item: pytest.Item) -> bool:
     return CLUSTER_TESTS in Path(str(item.path)).resolve().parents
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _is_cluster_item(item):
@@ -240,10 +261,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # the per-test timeout; a failure is reported by the `cluster` fixture of each test.
     if session.config.option.collectonly or not any(map(_is_cluster_item, session.items)):
         return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    started = time.monotonic()
+    if reporter is not None:
+        reporter.write_line("cluster: hack/cluster-build.sh (a cold build takes tens of minutes)")
     try:
         session.config.stash[_build_result] = build_binaries()
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         session.config.stash[_build_result] = exc
+    if reporter is not None:
+        reporter.write_line(f"cluster: build step done in {time.monotonic() - started:.0f}s")
 
 
 def _stop_pids(pids: list[int], marker: str) -> None:
@@ -283,22 +310,20 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 
     reuse = os.environ.get("SENTIRIC_KUBECONFIG")
     if reuse:
-        yield Cluster(name="external", kubeconfig=Path(reuse), bin_dir=bin_dir)
+        handle = Cluster(name="external", kubeconfig=Path(reuse), bin_dir=bin_dir)
+        try:
+            yield handle
+        finally:
+            shutil.rmtree(handle.helm_home, ignore_errors=True)
         return
 
     name = f"sentiric-test-{os.getpid()}"
     workdir = cluster_workdir(name)
+    handle = Cluster(name=name, kubeconfig=workdir / "kubeconfig.yaml", bin_dir=bin_dir)
     pids: list[int] = []
     try:
-        proc = subprocess.run(
-            ["bash", str(HACK / "cluster-up.sh"), name],
-            capture_output=True,
-            text=True,
-            timeout=UP_TIMEOUT_S,
-            check=False,
-        )
-        handle = Cluster(name=name, kubeconfig=workdir / "kubeconfig.yaml", bin_dir=bin_dir)
-        pids = handle.pids()
+        proc = run_script(["bash", str(HACK / "cluster-up.sh"), name], UP_TIMEOUT_S)
+        pids = component_pids(name)
         if proc.returncode != 0:
             raise RuntimeError(
                 f"hack/cluster-up.sh {name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -306,15 +331,14 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         handle.kubeconfig = Path(_last_line(proc.stdout))
         yield handle
     finally:
-        pids = sorted(set(pids) | set(Cluster(name, workdir, bin_dir).pids()))
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            subprocess.run(
-                ["bash", str(HACK / "cluster-down.sh"), name],
-                capture_output=True,
-                timeout=DOWN_TIMEOUT_S,
-                check=False,
-            )
-        _stop_pids(pids, str(workdir))
+        # Read again: a start that failed half-way may have recorded pids after the first read.
+        pids = sorted(set(pids) | set(component_pids(name)))
+        try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                run_script(["bash", str(HACK / "cluster-down.sh"), name], DOWN_TIMEOUT_S)
+        finally:
+            _stop_pids(pids, str(workdir))
+            shutil.rmtree(handle.helm_home, ignore_errors=True)
 
 
 def _namespace_name(test_name: str) -> str:
