@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import Receive, Scope, Send
 
 from sentiric_inference.errors import InvalidRequestError
 from sentiric_inference.http.errors import API_CHAT, API_COMPLETION, ApiError
@@ -26,6 +28,24 @@ if TYPE_CHECKING:
 router = APIRouter()
 _STARTED = int(time.time())
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class _GenerationResponse(StreamingResponse):
+    """An SSE response that cancels its generation however the response ends.
+
+    The body generator cancels on its own when it is closed, but a client that leaves
+    before the first byte is sent can end the response before the generator ever starts.
+    """
+
+    def __init__(self, generation: Generation, body: AsyncIterator[bytes]) -> None:
+        super().__init__(body, media_type="text/event-stream", headers=_SSE_HEADERS)
+        self._generation = generation
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._generation.cancel()
 
 
 def _serving(request: Request) -> Serving:
@@ -114,19 +134,23 @@ async def _respond(
 ) -> Response:
     model = _serving(request).model_name
     if stream:
-        return StreamingResponse(
+        return _GenerationResponse(
+            generation,
             stream_sse(generation, kind=kind, model=model, include_usage=include_usage),
-            media_type="text/event-stream",
-            headers=_SSE_HEADERS,
         )
     # Not streaming: nothing is sent until the end, so watch for a disconnect ourselves,
     # otherwise an abandoned request would hold its sequence until max_tokens.
     work: asyncio.Task[ChatCompletion | Completion] = asyncio.ensure_future(
         collect(generation, kind=kind, model=model)
     )
-    await _wait_or_disconnect(request, work)
-    if work.cancelled():
+    try:
+        await _wait_or_disconnect(request, work)
+    finally:
+        # Also reached when this handler itself is cancelled (server shutting down).
+        if not work.done():
+            work.cancel()
         generation.cancel()
+    if work.cancelled():
         return Response(status_code=499)
     body = work.result()
     return JSONResponse(body.model_dump(mode="json"))
