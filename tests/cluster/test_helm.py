@@ -212,7 +212,7 @@ def apps_namespace(cluster: Cluster, namespace: str) -> Iterator[str]:
 def release(
     cluster: Cluster, namespace: str, apps_namespace: str, tmp_path: Path
 ) -> Iterator[Release]:
-    cluster.install_servicemonitor_crd()
+    _install_crd(cluster, cluster.servicemonitor_crd_path, "servicemonitors")
     handle = Release(cluster, namespace, apps_namespace, tmp_path)
     try:
         yield handle
@@ -249,6 +249,21 @@ def release(
             "--wait=false",
             check=False,
         )
+
+
+def _wait_served(cluster: Cluster, plural: str) -> None:
+    # `kubectl wait --for=condition=Established` errors out (instead of waiting) while a new
+    # CRD has no status yet, so wait for the resource to be listable instead.
+    cluster.wait_for(
+        lambda: cluster.kubectl("get", plural, "-A", "-o", "name", check=False).returncode == 0,
+        timeout=60,
+        message=f"{plural} to be served",
+    )
+
+
+def _install_crd(cluster: Cluster, path: Path, plural: str) -> None:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    _wait_served(cluster, plural)
 
 
 def _cache_volume(cluster: Cluster, owner: str, namespace: str) -> None:
@@ -291,17 +306,16 @@ def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -
     for step in ("kubectl apply -n", "kubectl get llmp", "sentiric-llm generate --target"):
         assert step in notes, step
     # The CRD (from the chart's crds/) and the operator's objects.
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd/llmprofiles.llm.sentiric.ai",
-        "--timeout=60s",
-        timeout=90,
-    )
-    for kind in ("deployment", "serviceaccount", "configmap", "service"):
-        assert release.exists(kind, FULLNAME if kind != "configmap" else f"{FULLNAME}-config")
-    assert release.exists("clusterrole", FULLNAME)
-    assert release.exists("clusterrolebinding", FULLNAME)
+    _wait_served(cluster, "llmprofiles")
+    for kind, name in (
+        ("deployment", FULLNAME),
+        ("serviceaccount", FULLNAME),
+        ("configmap", f"{FULLNAME}-config"),
+        ("service", f"{FULLNAME}-metrics"),
+        ("clusterrole", FULLNAME),
+        ("clusterrolebinding", FULLNAME),
+    ):
+        assert release.exists(kind, name), (kind, name)
     # kwok runs the operator pod as far as Ready (without executing the image).
     cluster.kubectl(
         "-n", ns, "rollout", "status", f"deployment/{FULLNAME}", "--timeout=120s", timeout=150
@@ -356,7 +370,7 @@ def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -
     upgraded = release.get("deployment", FULLNAME)["spec"]["template"]["metadata"]
     assert upgraded["annotations"]["checksum/config"] != first_checksum
     rules = release.get("clusterrole", FULLNAME)["rules"]
-    assert [r["resources"] for r in rules] == [["customresourcedefinitions"]]
+    assert [r["resources"] for r in rules] == [["customresourcedefinitions"], ["namespaces"]]
     assert release.exists("role", FULLNAME, apps)
     assert release.exists("rolebinding", FULLNAME, apps)
 
@@ -400,15 +414,9 @@ def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -
 def test_rendered_chart_is_accepted_by_the_api_server(cluster: Cluster, namespace: str) -> None:
     """Every object `helm template` renders, with every optional part on, passes a server-side
     dry run (schema, defaulting and admission of the real API server)."""
-    cluster.install_servicemonitor_crd()
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART_CRD))
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd/llmprofiles.llm.sentiric.ai",
-        "--timeout=60s",
-        timeout=90,
-    )
+    _install_crd(cluster, cluster.servicemonitor_crd_path, "servicemonitors")
+    _install_crd(cluster, CHART_CRD, "llmprofiles")
+    _wait_served(cluster, "llmprofiles")
     profile = {"name": "dry-run", "namespace": namespace, "spec": PROFILE["spec"]}
     rendered = cluster.helm(
         "template",

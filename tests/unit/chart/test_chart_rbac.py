@@ -69,7 +69,10 @@ def test_watch_namespaces_get_roles_and_nothing_namespaced_cluster_wide(helm: He
     objects = helm.template("--set", "watchNamespaces={team-a,team-b}")
     _assert_no_wildcards(objects)
     cluster_role = one(objects, "ClusterRole")
-    assert _grants(cluster_role["rules"]) == EXPECTED_CLUSTER_ONLY
+    # kopf follows the watched namespaces appearing and going.
+    assert _grants(cluster_role["rules"]) == EXPECTED_CLUSTER_ONLY | {
+        ("", "namespaces"): {"list", "watch"}
+    }
     roles = {r["metadata"]["namespace"]: r for r in by_kind(objects, "Role")}
     bindings = {b["metadata"]["namespace"]: b for b in by_kind(objects, "RoleBinding")}
     assert set(roles) == set(bindings) == {"team-a", "team-b"}
