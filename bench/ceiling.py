@@ -4,7 +4,10 @@ The ceiling is what llama.cpp alone does with N sequences advancing one token ea
 llama_decode (short prompt, fixed token, no sampling, no server). With --engine the same
 model, context, batch shape and threads run through sentiric's Engine (N streams, greedy,
 ignore_eos so every stream makes exactly --tokens tokens), interleaved rep by rep with the
-ceiling so background load hits both alike; medians and the engine/ceiling ratio are printed.
+ceiling so background load hits both alike. Printed: medians, the engine/ceiling ratio, the
+median of per-rep paired ratios, and the ratio of tokens per CPU-second (which background
+load on a shared machine barely moves). --prefix-ttft adds time to first token for a prompt
+behind a 1,000-token system prompt, first uncached (miss) then cached (hit).
 
     .venv/bin/python bench/ceiling.py [--model PATH] [--seqs 1 4 8] [--tokens 64] [--engine]
                                       [--prefix-ttft]
@@ -20,6 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from sentiric_inference.engine.native import Batch, Context, Model, resolve_threads
 
@@ -36,6 +40,17 @@ def _prompt(model: Model, n: int) -> list[int]:
     return tokens[:n]
 
 
+class Rate(NamedTuple):
+    """Tokens per wall-clock second, and per CPU second of this whole process.
+
+    On a shared machine the wall figure swings with other processes' load; CPU time counts
+    only the work this process did, so the CPU ratio isolates the engine's own overhead.
+    """
+
+    wall: float
+    cpu: float
+
+
 def measure_ceiling(
     model_path: Path,
     n_seqs: int,
@@ -46,6 +61,17 @@ def measure_ceiling(
     batch_size: int = BATCH_SIZE,
 ) -> float:
     """Aggregate tokens/s of n_seqs sequences decoding n_tokens steps in lockstep."""
+    return _ceiling_rate(model_path, n_seqs, n_tokens, threads, context_size, batch_size).wall
+
+
+def _ceiling_rate(
+    model_path: Path,
+    n_seqs: int,
+    n_tokens: int,
+    threads: int,
+    context_size: int = CONTEXT_SIZE,
+    batch_size: int = BATCH_SIZE,
+) -> Rate:
     model = Model(model_path, gpu_layers=-1)
     ctx = Context(
         model,
@@ -64,7 +90,7 @@ def measure_ceiling(
         if ctx.decode(batch) != 0:
             raise RuntimeError("prompt decode failed")
         token, pos = prompt[-1], len(prompt)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for step in range(n_tokens):
             batch.clear()
             for seq in range(n_seqs):
@@ -73,15 +99,15 @@ def measure_ceiling(
             rc = ctx.decode(batch)
             if rc != 0:
                 raise RuntimeError(f"llama_decode returned {rc}")
-        elapsed = time.perf_counter() - start
-        return n_seqs * n_tokens / elapsed
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        return Rate(n_seqs * n_tokens / elapsed, n_seqs * n_tokens / cpu)
     finally:
         batch.close()
         ctx.close()
         model.close()
 
 
-async def _engine_run(model_path: Path, n_seqs: int, n_tokens: int, threads: int) -> float:
+async def _engine_run(model_path: Path, n_seqs: int, n_tokens: int, threads: int) -> Rate:
     from sentiric_inference.config import EngineSettings
     from sentiric_inference.engine import Engine
     from sentiric_inference.engine.types import Finished, GenerationRequest, SamplingParams
@@ -101,7 +127,7 @@ async def _engine_run(model_path: Path, n_seqs: int, n_tokens: int, threads: int
         base = engine.tokenize(PROMPT)
         # Distinct prompts of PROMPT_TOKENS tokens, like the ceiling's per-sequence prompts.
         prompts = [tuple(([7 + i] + base * 4)[:PROMPT_TOKENS]) for i in range(n_seqs)]
-        timelines: list[list[tuple[float, int]]] = [[] for _ in range(n_seqs)]
+        timelines: list[list[tuple[float, float, int]]] = [[] for _ in range(n_seqs)]
         totals: list[int] = [0] * n_seqs
 
         async def one(i: int) -> None:
@@ -110,25 +136,26 @@ async def _engine_run(model_path: Path, n_seqs: int, n_tokens: int, threads: int
                 if isinstance(event, Finished):
                     totals[i] = event.completion_tokens
                 else:
-                    timelines[i].append((time.perf_counter(), event.completion_tokens))
+                    now = (time.perf_counter(), time.process_time())
+                    timelines[i].append((*now, event.completion_tokens))
 
         await asyncio.gather(*(one(i) for i in range(n_seqs)))
-        end = time.perf_counter()
+        end, cpu_end = time.perf_counter(), time.process_time()
         # Decode phase only, like the ceiling: tokens made after every stream had its first
         # token, over the time from then to the last finish.
-        t0 = max(timeline[0][0] for timeline in timelines)
+        t0, cpu0 = max((timeline[0][0], timeline[0][1]) for timeline in timelines)
         generated = sum(
-            total - max(count for t, count in timeline if t <= t0)
+            total - max(count for t, _, count in timeline if t <= t0)
             for total, timeline in zip(totals, timelines, strict=True)
         )
-        return generated / (end - t0)
+        return Rate(generated / (end - t0), generated / (cpu_end - cpu0))
     finally:
         await engine.stop()
 
 
 def measure_engine(model_path: Path, n_seqs: int, n_tokens: int, threads: int) -> float:
     """Aggregate tokens/s of the Engine with n_seqs concurrent greedy streams."""
-    return asyncio.run(_engine_run(model_path, n_seqs, n_tokens, threads))
+    return asyncio.run(_engine_run(model_path, n_seqs, n_tokens, threads)).wall
 
 
 async def _prefix_ttft_run(
@@ -214,16 +241,28 @@ def main() -> int:
         f"load average {load:.2f} on {os.cpu_count()} CPUs"
     )
     for n in args.seqs:
-        ceiling: list[float] = []
-        engine: list[float] = []
+        ceiling: list[Rate] = []
+        engine: list[Rate] = []
         for _ in range(args.reps):
-            ceiling.append(measure_ceiling(model, n, args.tokens, threads))
+            ceiling.append(_ceiling_rate(model, n, args.tokens, threads))
             if args.engine:
-                engine.append(measure_engine(model, n, args.tokens, threads))
-        line = f"N={n}: ceiling median {statistics.median(ceiling):7.1f} tok/s"
+                engine.append(asyncio.run(_engine_run(model, n, args.tokens, threads)))
+        c_wall = statistics.median(r.wall for r in ceiling)
+        line = f"N={n}: ceiling median {c_wall:7.1f} tok/s"
         if engine:
-            ratio = statistics.median(engine) / statistics.median(ceiling)
-            line += f" | engine median {statistics.median(engine):7.1f} tok/s | ratio {ratio:.3f}"
+            e_wall = statistics.median(r.wall for r in engine)
+            # Each engine rep ran right after its ceiling rep: pairing cancels slow drifts
+            # in background load better than a ratio of medians does.
+            paired = statistics.median(
+                e.wall / c.wall for e, c in zip(engine, ceiling, strict=True)
+            )
+            cpu = statistics.median(r.cpu for r in engine) / statistics.median(
+                r.cpu for r in ceiling
+            )
+            line += (
+                f" | engine median {e_wall:7.1f} tok/s | ratio {e_wall / c_wall:.3f}"
+                f" (paired median {paired:.3f}; per CPU-second {cpu:.3f})"
+            )
         print(line, flush=True)
     if args.prefix_ttft:
         miss, hit = measure_prefix_ttft(model, threads, reps=args.reps)

@@ -90,6 +90,14 @@ class Engine:
             self._reason = f"model failed to load: {exc.message}"
             raise
         info = self._describe(model)
+        if s.context_size > model.n_ctx_train:
+            log.warning(
+                "contextSize %d exceeds the %d tokens %s was trained on; output may degrade "
+                "beyond that",
+                s.context_size,
+                model.n_ctx_train,
+                self._path.name,
+            )
         scheduler = Scheduler(model, ctx, s, self._metrics, on_crash=self._crashed)
         with self._lock:
             if self._closed:

@@ -38,6 +38,11 @@ class _LogForwarder:
     def __call__(self, level: int, text: bytes | None, _user_data: Any) -> None:
         if level != _CONTINUATION:
             self._last = _LEVELS.get(level, logging.DEBUG)
+            # With a unified KV cache llama.cpp compares the whole cache (contextSize *
+            # parallel) with the training context; the engine checks the real per-sequence
+            # limit itself (Engine.load), so this warning would only mislead.
+            if text and b"n_ctx_seq" in text:
+                self._last = logging.DEBUG
         if text and _native_log.isEnabledFor(self._last):
             line = text.decode(errors="replace").rstrip()
             if line:
