@@ -33,6 +33,7 @@ PROFILE_FILE = REPO_ROOT / "profiles" / "qwen25-3b-phone-assistant.yaml"
 PROFILE = yaml.safe_load(PROFILE_FILE.read_text())
 PROFILE_NAME: str = PROFILE["metadata"]["name"]
 RELEASE = "llm"
+VALUES_PROFILE = "from-values"
 # The chart's full name for release "llm": the operator Deployment, ServiceAccount and roles.
 FULLNAME = "llm-sentiric-llm"
 RELEASE_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/managed-by=Helm"
@@ -170,15 +171,15 @@ class Release:
             raise
         return operator
 
-    def profile(self) -> dict[str, Any]:
-        return self.get("llmp", PROFILE_NAME, self.apps)
+    def profile(self, name: str = PROFILE_NAME) -> dict[str, Any]:
+        return self.get("llmp", name, self.apps)
 
-    def condition(self, type_: str) -> dict[str, Any] | None:
-        status = self.profile().get("status") or {}
+    def condition(self, type_: str, name: str = PROFILE_NAME) -> dict[str, Any] | None:
+        status = self.profile(name).get("status") or {}
         return next((c for c in status.get("conditions") or [] if c["type"] == type_), None)
 
-    def ready(self) -> bool:
-        condition = self.condition("Ready")
+    def ready(self, name: str = PROFILE_NAME) -> bool:
+        condition = self.condition("Ready", name)
         return condition is not None and condition["status"] == "True"
 
     def leftovers(self) -> list[str]:
@@ -266,21 +267,23 @@ def _install_crd(cluster: Cluster, path: Path, plural: str) -> None:
     _wait_served(cluster, plural)
 
 
-def _cache_volume(cluster: Cluster, owner: str, namespace: str) -> None:
+def _cache_volume(
+    cluster: Cluster, owner: str, namespace: str, profile: str = PROFILE_NAME
+) -> None:
     """A PersistentVolume pre-bound to the profile's cache claim: this cluster has no
     provisioner, and the shipped profile names no storage class."""
     size = PROFILE["spec"]["model"]["cache"]["size"]
     volume = {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
-        "metadata": {"name": f"{owner}-cache", "labels": {"sentiric-test": owner}},
+        "metadata": {"name": f"{owner}-{profile}"[:253], "labels": {"sentiric-test": owner}},
         "spec": {
             "capacity": {"storage": size},
             "accessModes": ["ReadWriteOnce"],
             "storageClassName": "",
             "persistentVolumeReclaimPolicy": "Delete",
-            "hostPath": {"path": f"/tmp/{owner}-cache"},
-            "claimRef": {"namespace": namespace, "name": f"{PROFILE_NAME}-model-cache"},
+            "hostPath": {"path": f"/tmp/{owner}-{profile}"},
+            "claimRef": {"namespace": namespace, "name": f"{profile}-model-cache"},
         },
     }
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(volume))
@@ -396,6 +399,43 @@ def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -
             lambda: not release.exists("deployment", PROFILE_NAME, apps),
             timeout=60,
             message="the profile's Deployment garbage-collected",
+        )
+
+        # A profile from the chart's values: created by helm, reconciled by the operator, and
+        # deleted (finalizer handled) by the upgrade that drops it, as docs/kubernetes.md says
+        # to do before an uninstall.
+        _cache_volume(cluster, ns, apps, VALUES_PROFILE)
+        spec = json.dumps([{"name": VALUES_PROFILE, "namespace": apps, "spec": PROFILE["spec"]}])
+        release.helm(
+            "upgrade",
+            RELEASE,
+            str(CHART),
+            "--wait=false",
+            "--reuse-values",
+            "--set-json",
+            f"profiles={spec}",
+        )
+        created = release.profile(VALUES_PROFILE)["metadata"]["labels"]
+        assert created["app.kubernetes.io/managed-by"] == "Helm"
+        cluster.wait_for(
+            lambda: release.ready(VALUES_PROFILE),
+            timeout=120,
+            interval=1,
+            message=f"the values profile Ready\n{operator.log()}",
+        )
+        release.helm(
+            "upgrade",
+            RELEASE,
+            str(CHART),
+            "--wait=false",
+            "--reuse-values",
+            "--set-json",
+            "profiles=[]",
+        )
+        cluster.wait_for(
+            lambda: not release.exists("llmp", VALUES_PROFILE, apps),
+            timeout=60,
+            message="the values profile deleted by the upgrade",
         )
         assert "forbidden" not in operator.log().lower()
     finally:

@@ -116,6 +116,11 @@ def test_installed_packages_come_from_the_wheel_not_the_source_tree(
 ) -> None:
     code = (
         "import sentiric_inference, sentiric_operator, llama_cpp; "
+        # The committed gRPC stubs and the typing marker are package data the images need.
+        "import sentiric_inference.grpc_api.gen.llama_pb2_grpc; "
+        "import importlib.resources as r; "
+        "assert r.files('sentiric_inference').joinpath('py.typed').is_file(); "
+        "assert r.files('sentiric_operator').joinpath('py.typed').is_file(); "
         "print(sentiric_inference.__file__); print(sentiric_operator.__file__); "
         "print(llama_cpp.__version__)"
     )
