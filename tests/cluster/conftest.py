@@ -155,21 +155,30 @@ class Cluster:
         """Bounded polling; see the module-level `wait_for`."""
         return wait_for(predicate, timeout=timeout, interval=interval, message=message)
 
+    def wait_for_crd(self, name: str, timeout: float = 60) -> None:
+        """Wait until CRD `name` is Established and its resource is served.
+
+        `kubectl wait --for=condition=Established` fails outright while a new CRD has no
+        conditions yet, so this polls instead.
+        """
+        jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+
+        def established() -> bool:
+            got = self.kubectl("get", "crd", name, "-o", f"jsonpath={jsonpath}", check=False)
+            return got.stdout.strip() == "True"
+
+        self.wait_for(established, timeout=timeout, message=f"CRD {name} to be Established")
+        plural, _, group = name.partition(".")
+        self.wait_for(
+            lambda: self.kubectl("get", f"{plural}.{group}", "-A", check=False).returncode == 0,
+            timeout=timeout,
+            message=f"the {name} resource to be served",
+        )
+
     def install_servicemonitor_crd(self) -> None:
         """Create the ServiceMonitor CRD (idempotent) and wait until the API serves it."""
         self.kubectl("apply", "--server-side", "-f", str(self.servicemonitor_crd_path))
-        self.kubectl(
-            "wait",
-            "--for=condition=Established",
-            f"crd/{SERVICEMONITOR_CRD}",
-            "--timeout=60s",
-            timeout=90,
-        )
-        self.wait_for(
-            lambda: self.kubectl("get", "servicemonitors", "-A", check=False).returncode == 0,
-            timeout=30,
-            message="the servicemonitors resource to be served",
-        )
+        self.wait_for_crd(SERVICEMONITOR_CRD)
 
     def remove_servicemonitor_crd(self) -> None:
         """Delete the ServiceMonitor CRD (idempotent) and wait until it is gone."""

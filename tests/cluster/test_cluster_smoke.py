@@ -203,9 +203,7 @@ def test_crd_cel_validation_rejects_a_bad_object(
     custom = client.CustomObjectsApi(api)
     extensions.create_custom_resource_definition(_cel_crd(group))
     try:
-        cluster.kubectl(
-            "wait", "--for=condition=Established", f"crd/widgets.{group}", "--timeout=60s"
-        )
+        cluster.wait_for_crd(f"widgets.{group}")
 
         def widget(name: str, low: int, high: int) -> dict[str, Any]:
             return {
@@ -215,19 +213,10 @@ def test_crd_cel_validation_rejects_a_bad_object(
                 "spec": {"minReplicas": low, "maxReplicas": high},
             }
 
-        # The first create may race the API's discovery of the new kind; retry only on 404.
-        def create_good() -> bool:
-            try:
-                custom.create_namespaced_custom_object(
-                    group, "v1", namespace, "widgets", widget("good", 1, 3)
-                )
-            except ApiException as exc:
-                if exc.status == 404:
-                    return False
-                raise
-            return True
-
-        cluster.wait_for(create_good, timeout=30, message="a valid Widget to be accepted")
+        good = custom.create_namespaced_custom_object(
+            group, "v1", namespace, "widgets", widget("good", 1, 3)
+        )
+        assert good["metadata"]["uid"] and good["spec"] == {"minReplicas": 1, "maxReplicas": 3}
         with pytest.raises(ApiException) as rejected:
             custom.create_namespaced_custom_object(
                 group, "v1", namespace, "widgets", widget("bad", 5, 2)
