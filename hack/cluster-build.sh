@@ -3,6 +3,7 @@
 # kwok, kwokctl, helm) from Go modules into a version-keyed cache and print its bin dir.
 # A no-op when the cache is complete. Progress goes to stderr; stdout is only the bin dir.
 set -euo pipefail
+# shellcheck source=hack/cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/cluster/lib.sh"
 
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-buildvcs=false"

@@ -3,6 +3,7 @@
 # Usage: hack/cluster-down.sh [NAME]   (default NAME: sentiric). Succeeds if it is already gone.
 set -euo pipefail
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=hack/cluster/lib.sh
 source "${HACK_DIR}/cluster/lib.sh"
 
 NAME="${1:-sentiric}"

@@ -5,6 +5,7 @@
 # An existing cluster of the same name is replaced. Tear down with hack/cluster-down.sh [NAME].
 set -euo pipefail
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=hack/cluster/lib.sh
 source "${HACK_DIR}/cluster/lib.sh"
 
 NAME="${1:-sentiric}"

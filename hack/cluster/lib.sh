@@ -1,8 +1,8 @@
+# shellcheck shell=bash
 # Shared settings for hack/cluster-{build,up,down}.sh: versions, cache layout, tool environment.
 # Sourced, not executed. Everything lands outside the repository, keyed by the versions used.
 
 CLUSTER_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "${CLUSTER_LIB_DIR}/../.." && pwd)"
 
 # Kubernetes and etcd versions live in their wrapper modules' go.mod (one place to bump).
 KUBE_VERSION="$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "${CLUSTER_LIB_DIR}/kube/go.mod")"
