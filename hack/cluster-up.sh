@@ -65,7 +65,16 @@ wait_until() {
 
 wait_until "the API server to answer /readyz" 120 kubectl get --raw /readyz
 kubectl apply -f "${CLUSTER_LIB_DIR}/nodes.yaml" >&2
-kubectl wait --for=condition=Ready node --all --timeout=90s >&2
+# Polled rather than `kubectl wait`, which errors out while a new node has no conditions yet.
+nodes_ready() {
+  local pairs pair
+  pairs="$(kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{" "}{end}')"
+  [[ -n "${pairs}" ]] || return 1
+  for pair in ${pairs}; do
+    [[ "${pair}" == *=True ]] || return 1
+  done
+}
+wait_until "the fake nodes to be Ready" 90 nodes_ready
 # Pods are only admitted once the namespace's default ServiceAccount exists.
 wait_until "the default ServiceAccount" 90 kubectl -n default get serviceaccount default
 
