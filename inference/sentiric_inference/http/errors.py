@@ -152,12 +152,16 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
             f"Missing required parameter: '{param}'." if param else "The request body is missing."
         )
         code = "missing_required_parameter"
+    elif param is None and isinstance(first.get("input"), bytes | str):
+        # FastAPI hands over the raw body when the Content-Type is not JSON.
+        message = "The request body must be a JSON object sent as Content-Type: application/json."
+        code = "invalid_json"
     else:
         got = json.dumps(first.get("input"), default=str)
         if len(got) > 80:
             got = got[:77] + "..."
-        where = f"'{param}'" if param else "The request body"
-        message = f"Invalid value for {where}: {first.get('msg', 'invalid')} (got {got})."
+        where = f"value for '{param}'" if param else "request body"
+        message = f"Invalid {where}: {first.get('msg', 'invalid')} (got {got})."
         code = (
             "invalid_type"
             if kind.endswith("_type") or kind.endswith("_parsing")

@@ -1,7 +1,8 @@
 """OpenAI request bodies (chat and text completions), as pydantic models.
 
 Top-level unknown fields are refused (OpenAI does the same), so a misspelt parameter is a
-400 naming it rather than a silent default. Fields OpenAI defines but this server cannot
+400 naming it rather than a silent default. Types are strict: `"temperature": "hot"` or
+`"stream": "yes"` is a 400, not a coerced value (an integer is still a valid number). Fields OpenAI defines but this server cannot
 honour are declared here and refused with a reason by `protocol.convert`.
 """
 
@@ -13,13 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TextPart(BaseModel):
     """One element of a message's content array; only `text` parts can be served."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     type: str
     text: str | None = None
@@ -28,7 +29,7 @@ class TextPart(BaseModel):
 class ChatMessage(BaseModel):
     # Clients echo assistant messages back with fields such as `refusal` or `annotations`;
     # those are harmless, so a message ignores fields it does not know.
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[TextPart] | None = None
@@ -43,7 +44,7 @@ class StreamOptions(_Body):
 
 
 class JsonSchemaSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
     name: str = "response"
     description: str | None = None

@@ -34,6 +34,8 @@ CHAT_CASES: list[tuple[str, dict[str, Any] | str, str | None]] = [
         "messages[1].role",
     ),
     ("temperature wrong type", chat(temperature="hot"), "temperature"),
+    ("stream wrong type", chat(stream="yes"), "stream"),
+    ("max_tokens as a string", chat(max_tokens="5"), "max_tokens"),
     ("temperature out of range", chat(temperature=5), "temperature"),
     ("top_p out of range", chat(top_p=0), "top_p"),
     ("max_tokens zero", chat(max_tokens=0), "max_tokens"),
@@ -115,6 +117,19 @@ def test_bad_completion_requests(
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_body_that_is_not_json_is_refused(tiny_server: ServerHandle) -> None:
+    response = httpx.post(
+        f"{tiny_server.openai_base_url}/chat/completions",
+        content=b'{"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}',
+        headers={"content-type": "text/plain"},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_json")
+    assert "application/json" in error["message"]
 
 
 def test_unknown_model_is_404_naming_model(tiny_server: ServerHandle) -> None:
