@@ -156,13 +156,24 @@ def _pcts(values: list[float]) -> str:
 def run(single: int, burst: int) -> None:
     with local_cluster() as (kubeconfig, bin_dir):
         _kubectl(bin_dir, kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-        _kubectl(
-            bin_dir,
-            kubeconfig,
-            "wait",
-            "--for=condition=Established",
-            "crd/llmprofiles.llm.sentiric.ai",
-            "--timeout=60s",
+        # Polled: `kubectl wait` fails outright while a brand-new CRD has no conditions yet.
+        jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+        _wait(
+            lambda: (
+                _kubectl(
+                    bin_dir,
+                    kubeconfig,
+                    "get",
+                    "crd",
+                    "llmprofiles.llm.sentiric.ai",
+                    "-o",
+                    f"jsonpath={jsonpath}",
+                ).strip()
+                == "True"
+            ),
+            60,
+            "the CRD to be Established",
+            0.5,
         )
         ns = f"bench-operator-{os.getpid()}"
         _kubectl(bin_dir, kubeconfig, "create", "namespace", ns)

@@ -127,18 +127,8 @@ def start_operator(
 def llmprofile_crd(cluster: Cluster) -> Path:
     """The LLMProfile CRD installed (left installed: other tests of the session share it)."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_PATH))
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd/llmprofiles.llm.sentiric.ai",
-        "--timeout=60s",
-        timeout=90,
-    )
-    cluster.wait_for(
-        lambda: cluster.kubectl("get", "llmp", "-A", check=False).returncode == 0,
-        timeout=30,
-        message="llmprofiles to be served",
-    )
+    # Polls: `kubectl wait` fails outright while a brand-new CRD has no conditions yet.
+    cluster.wait_for_crd("llmprofiles.llm.sentiric.ai")
     return CRD_PATH
 
 
