@@ -60,6 +60,8 @@ class StreamResult:
     finish_reason: str | None
     prompt_tokens: int | None
     cached_tokens: int | None
+    # perf_counter() at each content chunk (one per token, bar UTF-8 hold-back).
+    chunk_times: tuple[float, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,28 @@ class Wave:
         if value is None:
             raise ValueError("empty wave")
         return value
+
+    @property
+    def prompt_tokens(self) -> int | None:
+        counts = [r.prompt_tokens for r in self.results]
+        return None if None in counts else sum(c or 0 for c in counts)
+
+    @property
+    def cached_tokens(self) -> int | None:
+        counts = [r.cached_tokens for r in self.results]
+        return None if None in counts else sum(c or 0 for c in counts)
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        """Chunks/s once every stream has its first token: the phase the ceiling times.
+
+        Only meaningful for a server that runs the streams together; None when that phase
+        is too short to time (e.g. one stream after another).
+        """
+        start = max(r.chunk_times[0] for r in self.results)
+        end = max(r.chunk_times[-1] for r in self.results)
+        after = sum(1 for r in self.results for t in r.chunk_times if t > start)
+        return after / (end - start) if end > start and after >= len(self.results) else None
 
 
 def openai_client(base_url: str, timeout_s: float) -> AsyncOpenAI:
@@ -113,7 +137,7 @@ async def stream_chat(
     """Stream one chat completion; time to the first content delta and count its tokens."""
     started = time.perf_counter()
     first: float | None = None
-    chunks = 0
+    chunk_times: list[float] = []
     finish: str | None = None
     usage_tokens: int | None = None
     prompt_tokens: int | None = None
@@ -132,9 +156,9 @@ async def stream_chat(
         async for chunk in stream:
             for choice in chunk.choices:
                 if choice.delta.content:
-                    chunks += 1
+                    chunk_times.append(time.perf_counter())
                     if first is None:
-                        first = time.perf_counter() - started
+                        first = chunk_times[0] - started
                 finish = choice.finish_reason or finish
             if chunk.usage is not None:
                 usage_tokens = chunk.usage.completion_tokens
@@ -146,8 +170,17 @@ async def stream_chat(
         raise RuntimeError(f"stream produced no text (finish_reason {finish!r})")
     # llama_cpp.server sends no usage in streams; it emits one chunk per sampled token.
     counted_from: Literal["usage", "chunks"] = "chunks" if usage_tokens is None else "usage"
-    tokens = chunks if usage_tokens is None else usage_tokens
-    return StreamResult(first, duration, tokens, counted_from, finish, prompt_tokens, cached_tokens)
+    tokens = len(chunk_times) if usage_tokens is None else usage_tokens
+    return StreamResult(
+        first,
+        duration,
+        tokens,
+        counted_from,
+        finish,
+        prompt_tokens,
+        cached_tokens,
+        tuple(chunk_times),
+    )
 
 
 async def run_wave(

@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import statistics
 import sys
 import time
@@ -50,6 +51,18 @@ PREFIX_TOKENS = 1000
 TARGET_TPS_RATIO = 0.85
 TARGET_TTFT_RATIO = 0.05
 TARGET_HIT_MISS = 1 / 3
+# Per-wave figures; prompt/cached only where the server reports usage, decode phase only
+# for our server (llama_cpp.server runs one stream after another, so it has none).
+FIGURES = (
+    "tokens_per_s",
+    "ttft_p50_s",
+    "ttft_p95_s",
+    "tokens",
+    "full_streams",
+    "prompt_tokens",
+    "cached_tokens",
+    "decode_tokens_per_s",
+)
 
 SUBJECTS = (
     "a lighthouse keeper who finds a map in a bottle",
@@ -127,7 +140,7 @@ class Bench:
             return {"tokens_per_s": rate, "tokens": n * self.args.tokens}
         client, model = clients[system]
         wave = await self.server_wave(client, model, n, round_)
-        return {
+        result = {
             "tokens_per_s": wave.tokens_per_s,
             "ttft_p50_s": wave.ttft(50),
             "ttft_p95_s": wave.ttft(95),
@@ -135,6 +148,13 @@ class Bench:
             "full_streams": sum(r.tokens >= self.args.tokens for r in wave.results),
             "wall_s": wave.wall,
         }
+        optional = {
+            "decode_tokens_per_s": wave.decode_tokens_per_s if system == "sentiric" else None,
+            "prompt_tokens": wave.prompt_tokens,
+            "cached_tokens": wave.cached_tokens,
+        }
+        result.update({key: value for key, value in optional.items() if value is not None})
+        return result
 
     async def prefix_round(self, client: AsyncOpenAI, model: str, metrics_url: str) -> None:
         rep = len(self.prefix)
@@ -247,8 +267,15 @@ def describe(result: dict[str, float], tokens: int) -> str:
         line += (
             f"  TTFT p50 {result['ttft_p50_s'] * 1000:7.0f} ms  p95 "
             f"{result['ttft_p95_s'] * 1000:7.0f} ms  ({result['tokens']:.0f} tokens, "
-            f"{result['full_streams']:.0f} streams reached {tokens})"
+            f"{result['full_streams']:.0f} streams reached {tokens}"
         )
+        if "prompt_tokens" in result:
+            line += f", prompts {result['prompt_tokens']:.0f}"
+        if "cached_tokens" in result:
+            line += f" ({result['cached_tokens']:.0f} cached)"
+        if "decode_tokens_per_s" in result:
+            line += f", decode phase {result['decode_tokens_per_s']:.1f} tok/s"
+        line += ")"
     return line
 
 
@@ -257,21 +284,33 @@ def median_of(rounds: list[dict[str, float]], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _ratio(
+    top: list[dict[str, float]], top_key: str, bottom: list[dict[str, float]], bottom_key: str
+) -> float | None:
+    """Median of the per-round ratios, over the rounds where both figures exist."""
+    ratios = [
+        t[top_key] / b[bottom_key]
+        for t, b in zip(top, bottom, strict=True)
+        if top_key in t and bottom_key in b
+    ]
+    return statistics.median(ratios) if ratios else None
+
+
 def summarise(bench: Bench) -> dict[str, Any]:
     """Medians per N and system, and the ratios against the issue's targets."""
     args = bench.args
     per_n: dict[str, Any] = {}
     for n, systems in bench.figures.items():
         per_n[str(n)] = {
-            system: {
-                key: median_of(rounds, key)
-                for key in ("tokens_per_s", "ttft_p50_s", "ttft_p95_s", "tokens", "full_streams")
-            }
+            system: {key: median_of(rounds, key) for key in FIGURES}
             for system, rounds in systems.items()
         }
         pairs = zip(systems["sentiric"], systems["ceiling"], strict=True)
         per_n[str(n)]["sentiric_over_ceiling"] = statistics.median(
             ours["tokens_per_s"] / ceiling["tokens_per_s"] for ours, ceiling in pairs
+        )
+        per_n[str(n)]["sentiric_decode_over_ceiling"] = _ratio(
+            systems["sentiric"], "decode_tokens_per_s", systems["ceiling"], "tokens_per_s"
         )
         pairs = zip(systems["llama_cpp"], systems["ceiling"], strict=True)
         per_n[str(n)]["llama_cpp_over_ceiling"] = statistics.median(
@@ -322,6 +361,10 @@ def _ms(value: float | None) -> str:
     return f"{value * 1000:8.0f}" if value is not None else f"{'-':>8}"
 
 
+def _num(value: float | None, width: int, digits: int = 0) -> str:
+    return f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
+
+
 def print_report(summary: dict[str, Any]) -> None:
     loads = ", ".join(f"{x:.2f}" for x in summary["load_average_per_round"])
     print(
@@ -331,17 +374,23 @@ def print_report(summary: dict[str, Any]) -> None:
         f"load average (1 min) at each round start and at the end: {loads}"
     )
     for n, figures in summary["per_n"].items():
-        print(f"\nN={n:<3} {'tok/s':>9} {'TTFT p50':>10} {'TTFT p95':>10} {'full':>6}  (ms)")
+        print(
+            f"\nN={n:<3} {'tok/s':>9} {'TTFT p50':>10} {'TTFT p95':>10} {'full':>6} "
+            f"{'prompt':>7} {'cached':>7} {'decode tok/s':>13}"
+        )
         for system in SYSTEMS:
             f = figures[system]
             full = "-" if f["full_streams"] is None else f"{f['full_streams']:.0f}/{n}"
             print(
-                f"  {system:9} {f['tokens_per_s']:7.1f} {_ms(f['ttft_p50_s'])}"
-                f"   {_ms(f['ttft_p95_s'])}   {full:>5}"
+                f"  {system:9} {f['tokens_per_s']:7.1f} {_ms(f['ttft_p50_s'])} ms"
+                f"{_ms(f['ttft_p95_s'])} ms {full:>5} {_num(f['prompt_tokens'], 7)} "
+                f"{_num(f['cached_tokens'], 7)} {_num(f['decode_tokens_per_s'], 13, 1)}"
             )
+        decode = figures["sentiric_decode_over_ceiling"]
         print(
-            f"  ratio to ceiling: sentiric {figures['sentiric_over_ceiling']:.3f}, "
-            f"llama_cpp {figures['llama_cpp_over_ceiling']:.3f}"
+            f"  ratio to ceiling: sentiric {figures['sentiric_over_ceiling']:.3f}"
+            + (f" (decode phase {decode:.3f})" if decode is not None else "")
+            + f", llama_cpp {figures['llama_cpp_over_ceiling']:.3f}"
         )
     prefix = summary["prefix"]
     if prefix:
@@ -358,6 +407,10 @@ def print_report(summary: dict[str, Any]) -> None:
         print(f"  {name:36} {target['value']:7.3f}  target {target['target']:8}  {verdict}")
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="default: embedded SmolLM2")
@@ -368,8 +421,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one round (smoke run)")
     parser.add_argument("--no-prefix", action="store_true", help="skip the prefix test")
-    parser.add_argument("--request-timeout", type=float, default=120.0)
-    parser.add_argument("--wave-timeout", type=float, default=300.0)
+    # llama_cpp.server answers one request at a time, so the last of N waits for all others.
+    parser.add_argument("--request-timeout", type=float, default=300.0, help="seconds")
+    parser.add_argument("--wave-timeout", type=float, default=600.0, help="seconds")
     parser.add_argument("--json", type=Path, default=None, help="also write figures here")
     args = parser.parse_args()
     if args.quick:
@@ -378,9 +432,15 @@ def main() -> int:
         parser.error("--rounds, --seqs and --tokens must be positive")
     # llama.cpp's load-time warnings from the in-process ceiling would bury the figures.
     logging.basicConfig(level=logging.ERROR)
+    # SIGTERM (timeout, kill) unwinds like Ctrl-C, so both servers are stopped by pid.
+    signal.signal(signal.SIGTERM, _interrupt)
     model_path = args.model or embedded_model_path()
     bench = Bench(args, model_path, resolve_threads(args.threads))
-    asyncio.run(bench.run())
+    try:
+        asyncio.run(bench.run())
+    except KeyboardInterrupt:
+        log("interrupted; both servers were stopped")
+        return 130
     summary = summarise(bench)
     print_report(summary)
     if args.json:
