@@ -12,6 +12,7 @@ operator injects it from spec.model.huggingFace.tokenSecretRef). Exit codes are 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -77,6 +78,14 @@ def register(subparsers: Any) -> None:
         help="seconds between progress log lines (default 10)",
     )
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--termination-log",
+        type=Path,
+        default=Path("/dev/termination-log"),
+        help="where to write the file's size and sha256 as JSON on success, for the operator "
+        "to copy into LLMProfile.status.model (default /dev/termination-log, which the "
+        "kubelet creates in every container; skipped when the file does not exist)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -167,5 +176,20 @@ def run(args: argparse.Namespace) -> int:
         result.sha256,
         "downloaded" if result.downloaded else "already present",
     )
+    _write_termination_log(args.termination_log, result.size, result.sha256)
     print(result.path)
     return EXIT_OK
+
+
+def _write_termination_log(path: Path, size: int, sha256: str) -> None:
+    """Leave {"sizeBytes", "sha256"} where Kubernetes reads a container's termination message.
+
+    Only an existing file is written (the kubelet mounts it), so running the command outside
+    a pod never creates one; the download itself succeeded, so a failure here is only logged.
+    """
+    if not path.is_file():
+        return
+    try:
+        path.write_text(json.dumps({"sizeBytes": size, "sha256": sha256}))
+    except OSError as exc:
+        logger.warning("could not write the termination message to %s: %s", path, exc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -65,6 +67,25 @@ def test_config_file_download_then_skip(hub: FakeHub, model_bytes: bytes, tmp_pa
     second = _download(hub, "--config", str(config))
     assert second.returncode == 0, second.stderr
     assert "already present" in second.stderr
+
+
+def test_success_leaves_size_and_sha256_as_termination_message(
+    hub: FakeHub, model_bytes: bytes, tmp_path: Path
+) -> None:
+    # The kubelet creates /dev/termination-log; the operator copies it into status.model.
+    message = tmp_path / "termination-log"
+    message.write_text("")
+    config = _engine_yaml(tmp_path, cacheDir=str(tmp_path / "models"))
+    done = _download(hub, "--config", str(config), "--termination-log", str(message))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(message.read_text()) == {
+        "sizeBytes": len(model_bytes),
+        "sha256": hashlib.sha256(model_bytes).hexdigest(),
+    }
+    absent = tmp_path / "not-in-a-pod"
+    again = _download(hub, "--config", str(config), "--termination-log", str(absent))
+    assert again.returncode == 0, again.stderr
+    assert not absent.exists()
 
 
 def test_flags_and_token_from_env(hub: FakeHub, model_bytes: bytes, tmp_path: Path) -> None:
