@@ -1,7 +1,7 @@
 """The operator and inference Dockerfiles: hadolint-clean, multi-stage, non-root, own entrypoints.
 
 No container engine runs here, so the images are not built; what can be checked without one
-is: the linter, the structure below, and (test_wheel_entrypoints.py) the commands the images
+is: the linter, the structure below, and (tests/integration/packaging/test_wheel_entrypoints.py) the commands the images
 run, from an installed wheel.
 """
 

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.chart.conftest import REPO_ROOT
-
+REPO_ROOT = Path(__file__).resolve().parents[3]
 INSTALL_TIMEOUT_S = 900
 LLAMA_PIN = next(
     dep.split("==", 1)[1]
