@@ -39,6 +39,7 @@ sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
 import _load  # noqa: E402
 from _load import Messages, Sampling, Wave  # noqa: E402
+from _prefill import measure_prefill  # noqa: E402
 from ceiling import measure_ceiling  # noqa: E402
 
 from tests.support.server import running_server  # noqa: E402
@@ -62,7 +63,10 @@ FIGURES = (
     "prompt_tokens",
     "cached_tokens",
     "decode_tokens_per_s",
+    "prefill_tokens_per_s",
 )
+# Prompt length for the prefill ceiling: about what the chat template makes of a message.
+PREFILL_PROMPT_TOKENS = 64
 
 SUBJECTS = (
     "a lighthouse keeper who finds a map in a bottle",
@@ -137,7 +141,20 @@ class Bench:
             rate = await asyncio.to_thread(
                 measure_ceiling, self.model_path, n, self.args.tokens, self.threads
             )
-            return {"tokens_per_s": rate, "tokens": n * self.args.tokens}
+            prefill = await asyncio.to_thread(
+                measure_prefill,
+                self.model_path,
+                n,
+                PREFILL_PROMPT_TOKENS,
+                self.threads,
+                context_size=CONTEXT_SIZE,
+                batch_size=BATCH_SIZE,
+            )
+            return {
+                "tokens_per_s": rate,
+                "tokens": n * self.args.tokens,
+                "prefill_tokens_per_s": prefill,
+            }
         client, model = clients[system]
         wave = await self.server_wave(client, model, n, round_)
         result = {
@@ -263,6 +280,8 @@ def log(line: str) -> None:
 
 def describe(result: dict[str, float], tokens: int) -> str:
     line = f"{result['tokens_per_s']:7.1f} tok/s"
+    if "prefill_tokens_per_s" in result:
+        line += f"  (prefill {result['prefill_tokens_per_s']:.1f} tok/s)"
     if "ttft_p50_s" in result:
         line += (
             f"  TTFT p50 {result['ttft_p50_s'] * 1000:7.0f} ms  p95 "
@@ -312,6 +331,13 @@ def summarise(bench: Bench) -> dict[str, Any]:
         per_n[str(n)]["sentiric_decode_over_ceiling"] = _ratio(
             systems["sentiric"], "decode_tokens_per_s", systems["ceiling"], "tokens_per_s"
         )
+        # The fastest any server could answer the wave's first tokens: its uncached prompt
+        # tokens run through a bare prefill loop.
+        floors = [
+            (ours["prompt_tokens"] - ours["cached_tokens"]) / ceiling["prefill_tokens_per_s"]
+            for ours, ceiling in zip(systems["sentiric"], systems["ceiling"], strict=True)
+        ]
+        per_n[str(n)]["sentiric_ttft_floor_s"] = statistics.median(floors)
         pairs = zip(systems["llama_cpp"], systems["ceiling"], strict=True)
         per_n[str(n)]["llama_cpp_over_ceiling"] = statistics.median(
             theirs["tokens_per_s"] / ceiling["tokens_per_s"] for theirs, ceiling in pairs
@@ -386,6 +412,11 @@ def print_report(summary: dict[str, Any]) -> None:
                 f"{_ms(f['ttft_p95_s'])} ms {full:>5} {_num(f['prompt_tokens'], 7)} "
                 f"{_num(f['cached_tokens'], 7)} {_num(f['decode_tokens_per_s'], 13, 1)}"
             )
+        print(
+            f"  prefill ceiling {figures['ceiling']['prefill_tokens_per_s']:.1f} tok/s: "
+            f"sentiric's uncached prompt tokens need {figures['sentiric_ttft_floor_s'] * 1000:.0f}"
+            " ms at best (its TTFT floor)"
+        )
         decode = figures["sentiric_decode_over_ceiling"]
         print(
             f"  ratio to ceiling: sentiric {figures['sentiric_over_ceiling']:.3f}"
