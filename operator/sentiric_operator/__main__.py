@@ -19,12 +19,14 @@ log = logging.getLogger("sentiric_operator")
 
 
 class _QuietRoutine(logging.Filter):
-    """Drop kopf's "succeeded" lines of routine handlers: the status timer ticks once per
-    profile per interval and the repair handlers see every child event."""
+    """Drop kopf's "succeeded" lines of routine handlers: the status, repair and legacy
+    finalizer handlers see every event of every child and profile."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = str(record.msg)
-        routine = msg.startswith(("Timer ", "Handler 'repair-"))
+        routine = msg.startswith(
+            ("Handler 'repair-", "Handler 'status-", "Handler 'release-legacy-finalizer'")
+        )
         return not (routine and msg.endswith("succeeded."))
 
 

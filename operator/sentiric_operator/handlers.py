@@ -2,54 +2,54 @@
 
 Handlers are registered by `register()` into a given registry (no import-time side effects),
 with the settings, API wrapper and metrics captured in a `Context` instead of module globals.
+Nothing here needs a finalizer (no timers, daemons or deletion handlers on LLMProfiles), so
+a profile is deleted at once, with or without a running operator; the garbage collector
+removes its children through their ownerReferences.
 
   LLMProfile create/update/resume ──> reconcile: apply every child, write status
-  LLMProfile timer (status interval) ──> status from the indexed Deployment and Pods
-  LLMProfile timer (resync interval) ──> reconcile again: repairs drift nobody reported
+  LLMProfile any event ──> index it; strip a finalizer an older version left behind
+  child Deployment/Pod changed ──> mark its profile: the refresher rewrites the status
   child ConfigMap/Service/Deployment deleted or edited ──> reconcile its owner now
+  one operator-wide task (startup to cleanup) ──> status backstop + periodic resync sweep
 """
 
 from __future__ import annotations
 
-import datetime
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from sentiric_operator import builders
-from sentiric_operator.builders.configmap import config_checksum, config_data
-from sentiric_operator.builders.labels import (
-    INSTANCE_LABEL,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
-    deployment_name,
-    service_monitor_name,
-)
-from sentiric_operator.builders.servicemonitor import SERVICE_MONITOR_API_VERSION
+from sentiric_operator.builders.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from sentiric_operator.errors import ApiCallError, InvalidProfileError
-from sentiric_operator.kubeapi import KubeApi
-from sentiric_operator.metrics import OperatorMetrics
+from sentiric_operator.finalizers import KOPF_FINALIZER, legacy_finalizers, removal_patch
 from sentiric_operator.observations import (
     DeploymentObservation,
     PodObservation,
     observe_deployment,
     observe_pod,
 )
-from sentiric_operator.settings import OperatorSettings
-from sentiric_operator.specs import GROUP, KIND, PLURAL, VERSION, Profile, parse_profile
-from sentiric_operator.statuses import (
-    MONITORING,
-    READY,
-    Monitoring,
-    Observed,
-    compute_status,
-    invalid_status,
-    status_patch,
+from sentiric_operator.reconciling import (
+    PERMANENT_STATUSES,
+    Applied,
+    Context,
+    Indexes,
+    ProfileKey,
+    applied_from,
+    apply_children,
+    desired_status,
+    now,
+    profile_snapshot,
 )
+from sentiric_operator.refreshing import StatusRefresher
+from sentiric_operator.resyncing import ResyncSweep
+from sentiric_operator.specs import GROUP, KIND, PLURAL, VERSION, parse_profile
+from sentiric_operator.statuses import invalid_status, status_patch
+
+__all__ = ["Context", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +57,6 @@ MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 # Children whose deletion or edit is repaired at once (PVCs wait for the resync: a claim
 # in use only terminates once its pods are gone, and re-applying it meanwhile is futile).
 WATCHED_CHILDREN = (("", "v1", "configmaps"), ("", "v1", "services"), ("apps", "v1", "deployments"))
-# Spec changes that HTTP 400/422 refuse (e.g. an immutable PVC field) fail again until the
-# spec changes, so they are not retried.
-_PERMANENT_STATUSES = frozenset({400, 422})
-
-ProfileKey = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class Context:
-    settings: OperatorSettings
-    api: KubeApi
-    metrics: OperatorMetrics
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _owner(body: Mapping[str, Any]) -> str | None:
@@ -87,87 +71,33 @@ def _owner(body: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _pod_owner(body: Mapping[str, Any]) -> str | None:
+    # Pods are owned by ReplicaSets; the instance label names the profile.
+    owner = ((body.get("metadata") or {}).get("labels") or {}).get(INSTANCE_LABEL)
+    return None if owner is None else str(owner)
+
+
 def _selector(group: str, version: str, plural: str) -> tuple[str, str] | tuple[str, str, str]:
     """kopf's spelling of a resource: the core group has no name ("v1", "pods")."""
     return (group, version, plural) if group else (version, plural)
 
 
-def _condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
-    return next((c for c in status.get("conditions") or [] if c.get("type") == type_), None)
-
-
-def apply_children(
-    api: KubeApi, profile: Profile, settings: OperatorSettings, previous: Mapping[str, Any]
-) -> Monitoring:
-    """Server-side apply every child; the ServiceMonitor only when asked for and possible."""
-    for manifest in builders.children(profile, default_image=settings.inference_image):
-        api.apply(manifest)
-    if profile.spec.monitoring.service_monitor.enabled:
-        if not api.servicemonitor_crd_installed():
-            return Monitoring.CRD_MISSING
-        api.apply(builders.servicemonitor(profile))
-        return Monitoring.APPLIED
-    was = _condition(previous, MONITORING)
-    if was is not None and was.get("status") == "True":
-        api.delete(
-            SERVICE_MONITOR_API_VERSION,
-            "ServiceMonitor",
-            profile.namespace,
-            service_monitor_name(profile),
-        )
-    return Monitoring.NOT_REQUESTED
-
-
-@dataclass(frozen=True)
-class _Indexes:
-    """kopf's in-memory indexes of the profiles' Deployments and Pods (see `register`)."""
-
-    deployments: kopf.Index[ProfileKey, DeploymentObservation]
-    pods: kopf.Index[ProfileKey, PodObservation]
-
-    @classmethod
-    def of(cls, kwargs: Mapping[str, Any]) -> _Indexes:
-        # kopf passes every index to every handler as a keyword named after its indexer.
-        return cls(kwargs["deployments_by_profile"], kwargs["pods_by_profile"])
-
-
-def _observed(
-    profile: Profile,
-    indexes: _Indexes,
-    monitoring: Monitoring,
-    apply_error: str | None,
-) -> Observed:
-    key = (profile.namespace, profile.name)
-    name = deployment_name(profile)
-    deployment = next((d for d in indexes.deployments.get(key, []) if d.name == name), None)
-    return Observed(
-        deployment=deployment,
-        pods=list(indexes.pods.get(key, [])),
-        monitoring=monitoring,
-        apply_error=apply_error,
-    )
-
-
 def _write_status(
-    patch: kopf.Patch, current: Mapping[str, Any], new: Mapping[str, Any], metrics: OperatorMetrics
+    patch: kopf.Patch, current: Mapping[str, Any], new: Mapping[str, Any], ctx: Context
 ) -> None:
     changes = status_patch(current, new)
     if changes:
         patch.status.update(changes)
-        metrics.status_writes.inc()
-
-
-def _monitoring_from(status: Mapping[str, Any]) -> Monitoring:
-    cond = _condition(status, MONITORING)
-    if cond is None:
-        return Monitoring.NOT_REQUESTED
-    return Monitoring.APPLIED if cond.get("status") == "True" else Monitoring.CRD_MISSING
+        ctx.metrics.status_writes.inc()
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     """Register every handler of the operator into `registry`."""
     resource = (GROUP, VERSION, PLURAL)
     managed = {MANAGED_BY_LABEL: MANAGED_BY}
+    refresher = StatusRefresher(ctx)
+    sweep = ResyncSweep(ctx, refresher)
+    background: list[asyncio.Task[None]] = []
 
     @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -184,7 +114,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=GROUP, key="last-handled-configuration"
         )
-        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        settings.persistence.finalizer = KOPF_FINALIZER
         settings.posting.level = logging.WARNING
         settings.execution.max_workers = ctx.settings.workers
         # Watch only our children, filtered by the API server rather than in this process.
@@ -193,6 +123,29 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         # A watch the network silently dropped is noticed and restarted within minutes.
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
+
+    @kopf.on.startup(id="background", registry=registry)
+    async def start_background(**kwargs: Any) -> None:
+        # Operator-wide tasks instead of per-profile timers (which need a finalizer). The
+        # indexes are empty now and fill as the watches start; the tasks read them live.
+        indexes = Indexes.of(kwargs)
+        background.append(asyncio.create_task(refresher.run(indexes), name="status-refresh"))
+        background.append(asyncio.create_task(sweep.run(indexes), name="resync-sweep"))
+
+    @kopf.on.cleanup(id="background", registry=registry)
+    async def stop_background(**_: Any) -> None:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        background.clear()
+
+    @kopf.index(*resource, id="profiles", registry=registry)
+    def profiles(
+        namespace: str | None, name: str | None, body: kopf.Body, **_: Any
+    ) -> dict[ProfileKey, dict[str, Any]] | None:
+        if namespace is None or name is None:
+            return None
+        return {(namespace, name): profile_snapshot(body)}
 
     @kopf.index(
         "apps", "v1", "deployments", id="deployments_by_profile", labels=managed, registry=registry
@@ -209,14 +162,31 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     def pods_by_profile(
         namespace: str | None, body: kopf.Body, **_: Any
     ) -> dict[ProfileKey, PodObservation] | None:
-        # Pods are owned by ReplicaSets; the instance label names the profile.
-        owner = (body.get("metadata") or {}).get("labels", {}).get(INSTANCE_LABEL)
+        owner = _pod_owner(body)
         if owner is None or namespace is None:
             return None
-        return {(namespace, str(owner)): observe_pod(body)}
+        return {(namespace, owner): observe_pod(body)}
+
+    @kopf.on.event(*resource, id="release-legacy-finalizer", registry=registry)
+    def release_legacy_finalizer(
+        body: kopf.Body, namespace: str | None, name: str | None, **_: Any
+    ) -> None:
+        # Older versions ran kopf timers, so kopf added a finalizer to every profile. Any
+        # event (the initial listing included, and profiles already Terminating) heals it.
+        finalizers = list((body.get("metadata") or {}).get("finalizers") or [])
+        if not legacy_finalizers(finalizers) or namespace is None or name is None:
+            return
+        try:
+            ctx.api.json_patch_profile(namespace, name, removal_patch(finalizers))
+        except ApiCallError as exc:
+            # 422: the list changed since this event; the event of that change retries.
+            log.warning("could not remove the legacy finalizer of %s/%s: %s", namespace, name, exc)
+            return
+        ctx.metrics.legacy_finalizers_removed.inc()
+        log.info("removed the legacy finalizer of %s/%s", namespace, name)
 
     def reconcile(
-        trigger: str, body: kopf.Body, patch: kopf.Patch, status: kopf.Status, indexes: _Indexes
+        trigger: str, body: kopf.Body, patch: kopf.Patch, status: kopf.Status, indexes: Indexes
     ) -> None:
         started = time.monotonic()
         try:
@@ -224,32 +194,21 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         except InvalidProfileError as exc:
             ctx.metrics.reconciles.labels(trigger, "invalid").inc()
             generation = int(body.get("metadata", {}).get("generation", 0))
-            _write_status(
-                patch, status, invalid_status(generation, str(exc), status, _now()), ctx.metrics
-            )
+            _write_status(patch, status, invalid_status(generation, str(exc), status, now()), ctx)
             raise kopf.PermanentError(f"invalid LLMProfile spec: {exc}") from exc
         failure: ApiCallError | None = None
-        monitoring = _monitoring_from(status)
+        monitoring = applied_from(status).monitoring
         try:
             monitoring = apply_children(ctx.api, profile, ctx.settings, status)
         except ApiCallError as exc:
             failure = exc
         ctx.metrics.reconcile_duration.labels(trigger).observe(time.monotonic() - started)
-        observed = _observed(
-            profile, indexes, monitoring, None if failure is None else str(failure)
-        )
-        new = compute_status(
-            profile,
-            observed,
-            config_checksum=config_checksum(config_data(profile.spec)),
-            previous=status,
-            now=_now(),
-        )
-        _write_status(patch, status, new, ctx.metrics)
+        applied = Applied(monitoring, None if failure is None else str(failure))
+        _write_status(patch, status, desired_status(profile, indexes, applied, status), ctx)
         if failure is None:
             ctx.metrics.reconciles.labels(trigger, "success").inc()
             return
-        if failure.status in _PERMANENT_STATUSES:
+        if failure.status in PERMANENT_STATUSES:
             ctx.metrics.reconciles.labels(trigger, "failed").inc()
             raise kopf.PermanentError(str(failure)) from failure
         ctx.metrics.reconciles.labels(trigger, "retry").inc()
@@ -257,51 +216,32 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
 
     @kopf.on.resume(*resource, id="reconcile", registry=registry)
     def on_resume(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **kwargs: Any) -> None:
-        reconcile("resume", body, patch, status, _Indexes.of(kwargs))
+        reconcile("resume", body, patch, status, Indexes.of(kwargs))
 
     @kopf.on.create(*resource, id="reconcile", registry=registry)
     def on_create(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **kwargs: Any) -> None:
-        reconcile("create", body, patch, status, _Indexes.of(kwargs))
+        reconcile("create", body, patch, status, Indexes.of(kwargs))
 
     @kopf.on.update(*resource, id="reconcile", registry=registry)
     def on_update(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **kwargs: Any) -> None:
-        reconcile("update", body, patch, status, _Indexes.of(kwargs))
+        reconcile("update", body, patch, status, Indexes.of(kwargs))
 
-    @kopf.timer(
-        *resource,
-        id="resync",
-        interval=ctx.settings.resync_interval_s,
-        initial_delay=ctx.settings.resync_interval_s,
-        registry=registry,
-    )
-    def resync(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **kwargs: Any) -> None:
-        reconcile("resync", body, patch, status, _Indexes.of(kwargs))
-
-    @kopf.timer(
-        *resource, id="refresh_status", interval=ctx.settings.status_interval_s, registry=registry
-    )
-    async def refresh_status(
-        body: kopf.Body, patch: kopf.Patch, status: kopf.Status, **kwargs: Any
+    async def on_status_input(
+        body: kopf.Body, namespace: str | None, resource: kopf.Resource, **_: Any
     ) -> None:
-        generation = int(body.get("metadata", {}).get("generation", 0))
-        # Until the reconcile of this generation has run, there is nothing new to report.
-        if status.get("observedGeneration") != generation:
-            return
-        try:
-            profile = parse_profile(body)
-        except InvalidProfileError:
-            return  # reported by the reconcile as InvalidSpec
-        ready = _condition(status, READY) or {}
-        apply_error = str(ready.get("message")) if ready.get("reason") == "ApplyFailed" else None
-        observed = _observed(profile, _Indexes.of(kwargs), _monitoring_from(status), apply_error)
-        new = compute_status(
-            profile,
-            observed,
-            config_checksum=config_checksum(config_data(profile.spec)),
-            previous=status,
-            now=_now(),
-        )
-        _write_status(patch, status, new, ctx.metrics)
+        # Runs in the event loop after kopf updated the indexes for this event, so the
+        # refresher computes from the new state; it writes only what changed.
+        owner = _pod_owner(body) if resource.plural == "pods" else _owner(body)
+        if owner is not None and namespace is not None:
+            refresher.mark((namespace, owner))
+
+    for group, version, plural in (("apps", "v1", "deployments"), ("", "v1", "pods")):
+        kopf.on.event(
+            *_selector(group, version, plural),
+            id=f"status-{plural}",
+            labels=managed,
+            registry=registry,
+        )(on_status_input)
 
     def on_child_event(
         event: kopf.RawEvent,
@@ -337,7 +277,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         except InvalidProfileError:
             return  # reported on the profile by its own reconcile
         except ApiCallError as exc:
-            # Event handlers are not retried; the resync timer repairs it later.
+            # Event handlers are not retried; the resync sweep repairs it later.
             ctx.metrics.reconciles.labels("child-changed", "retry").inc()
             log.warning(
                 "could not repair %s/%s after %s %s %s: %s",

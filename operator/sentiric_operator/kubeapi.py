@@ -4,7 +4,8 @@ Every call the operator makes is here, so its RBAC can be read off this file:
   - configmaps, persistentvolumeclaims, services (core), deployments (apps),
     servicemonitors (monitoring.coreos.com): get (via apply), create/patch (server-side
     apply), delete (the ServiceMonitor only, when monitoring is switched off);
-  - llmprofiles (llm.sentiric.ai): get;
+  - llmprofiles (llm.sentiric.ai): get, patch (removing legacy finalizers), and patch of
+    llmprofiles/status;
   - discovery of monitoring.coreos.com/v1 (allowed to every authenticated user).
 Writes use server-side apply with one field manager and force, so the operator owns exactly
 the fields it sets and takes them back from anyone who edited them.
@@ -121,7 +122,42 @@ class KubeApi:
 
     def get_profile(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self._request("get", _path(f"{GROUP}/{VERSION}", "LLMProfile", namespace, name))
+            return self._request("get", self._profile_path(namespace, name))
+        except ApiCallError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _profile_path(self, namespace: str, name: str) -> str:
+        return _path(f"{GROUP}/{VERSION}", "LLMProfile", namespace, name)
+
+    def patch_profile_status(
+        self, namespace: str, name: str, changes: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch `.status` (the status subresource); None when the profile is gone."""
+        try:
+            return self._request(
+                "patch",
+                f"{self._profile_path(namespace, name)}/status",
+                body={"status": dict(changes)},
+                content_type="application/merge-patch+json",
+            )
+        except ApiCallError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def json_patch_profile(
+        self, namespace: str, name: str, ops: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Apply JSON patch ops (with their `test` guards) to a profile; None when it is gone."""
+        try:
+            return self._request(
+                "patch",
+                self._profile_path(namespace, name),
+                body=ops,
+                content_type="application/json-patch+json",
+            )
         except ApiCallError as exc:
             if exc.status == 404:
                 return None

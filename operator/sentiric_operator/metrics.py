@@ -1,4 +1,4 @@
-"""The operator's own Prometheus metrics (reconciles by outcome, their duration, status writes)."""
+"""The operator's own Prometheus metrics: reconciles, status writes, resync sweeps, failures."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class OperatorMetrics:
         self.reconciles = Counter(
             f"{PREFIX}_reconciles_total",
             "Reconciles of an LLMProfile by trigger (create, update, resume, resync, "
-            "child-deleted) and outcome (success, invalid, retry, failed).",
+            "child-changed) and outcome (success, invalid, retry, failed).",
             ["trigger", "outcome"],
             registry=self.registry,
         )
@@ -30,5 +30,23 @@ class OperatorMetrics:
         self.status_writes = Counter(
             f"{PREFIX}_status_writes_total",
             "LLMProfile status patches (written only when the computed status changed).",
+            registry=self.registry,
+        )
+        self.resync_sweep_duration = Histogram(
+            f"{PREFIX}_resync_sweep_duration_seconds",
+            "Seconds one periodic resync sweep over every known LLMProfile took.",
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.background_errors = Counter(
+            f"{PREFIX}_background_errors_total",
+            "Unexpected errors caught in the operator-wide background tasks (status, resync); "
+            "the task logs them and carries on.",
+            ["task"],
+            registry=self.registry,
+        )
+        self.legacy_finalizers_removed = Counter(
+            f"{PREFIX}_legacy_finalizers_removed_total",
+            "LLMProfiles released from a finalizer an older operator version added.",
             registry=self.registry,
         )

@@ -1,0 +1,147 @@
+"""What every reconcile path shares: applying a profile's children and gathering its status input.
+
+The kopf handlers, the status refresher and the resync sweep all call these, so a child is
+built and a status computed the same way whichever event or timer started the work. No kopf
+import: kopf's indexes are read through the `Mapping` protocol they implement.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sentiric_operator import builders
+from sentiric_operator.builders.configmap import config_checksum, config_data
+from sentiric_operator.builders.labels import deployment_name, service_monitor_name
+from sentiric_operator.builders.servicemonitor import SERVICE_MONITOR_API_VERSION
+from sentiric_operator.kubeapi import KubeApi
+from sentiric_operator.metrics import OperatorMetrics
+from sentiric_operator.observations import DeploymentObservation, PodObservation
+from sentiric_operator.settings import OperatorSettings
+from sentiric_operator.specs import Profile
+from sentiric_operator.statuses import MONITORING, READY, Monitoring, Observed, compute_status
+
+ProfileKey = tuple[str, str]
+ProfileIndex = Mapping[ProfileKey, Collection[Mapping[str, Any]]]
+# Spec changes that HTTP 400/422 refuse (e.g. an immutable PVC field) fail again until the
+# spec changes, so they are not retried.
+PERMANENT_STATUSES = frozenset({400, 422})
+
+
+@dataclass(frozen=True)
+class Context:
+    """The operator's settings, its API module and its metrics, shared by every handler."""
+
+    settings: OperatorSettings
+    api: KubeApi
+    metrics: OperatorMetrics
+
+
+@dataclass(frozen=True)
+class Indexes:
+    """kopf's in-memory indexes: each profile's Deployments and Pods, and the profiles."""
+
+    deployments: Mapping[ProfileKey, Collection[DeploymentObservation]]
+    pods: Mapping[ProfileKey, Collection[PodObservation]]
+    profiles: ProfileIndex
+
+    @classmethod
+    def of(cls, kwargs: Mapping[str, Any]) -> Indexes:
+        # kopf passes every index to every handler as a keyword named after its indexer.
+        return cls(kwargs["deployments_by_profile"], kwargs["pods_by_profile"], kwargs["profiles"])
+
+    def profile(self, key: ProfileKey) -> Mapping[str, Any] | None:
+        """The latest indexed snapshot of one profile (see `profile_snapshot`)."""
+        return next(iter(self.profiles.get(key, ())), None)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The outcome of applying a profile's children, which the status reports."""
+
+    monitoring: Monitoring
+    error: str | None = None
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def profile_snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a profile the status and the sweep need, copied out of kopf's body.
+
+    managedFields and kopf's annotations are left out: they are the bulk of the object and
+    nothing here reads them.
+    """
+    meta = body.get("metadata") or {}
+    keep = ("name", "namespace", "uid", "generation", "resourceVersion", "deletionTimestamp")
+    return {
+        "metadata": {k: copy.deepcopy(meta[k]) for k in keep if k in meta},
+        "spec": copy.deepcopy(dict(body.get("spec") or {})),
+        "status": copy.deepcopy(dict(body.get("status") or {})),
+    }
+
+
+def condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    return next((c for c in status.get("conditions") or [] if c.get("type") == type_), None)
+
+
+def applied_from(status: Mapping[str, Any]) -> Applied:
+    """The last apply's outcome as the status recorded it (for refreshes that apply nothing)."""
+    cond = condition(status, MONITORING)
+    if cond is None:
+        monitoring = Monitoring.NOT_REQUESTED
+    elif cond.get("status") == "True":
+        monitoring = Monitoring.APPLIED
+    else:
+        monitoring = Monitoring.CRD_MISSING
+    ready = condition(status, READY) or {}
+    error = str(ready.get("message")) if ready.get("reason") == "ApplyFailed" else None
+    return Applied(monitoring, error)
+
+
+def apply_children(
+    api: KubeApi, profile: Profile, settings: OperatorSettings, previous: Mapping[str, Any]
+) -> Monitoring:
+    """Server-side apply every child; the ServiceMonitor only when asked for and possible."""
+    for manifest in builders.children(profile, default_image=settings.inference_image):
+        api.apply(manifest)
+    if profile.spec.monitoring.service_monitor.enabled:
+        if not api.servicemonitor_crd_installed():
+            return Monitoring.CRD_MISSING
+        api.apply(builders.servicemonitor(profile))
+        return Monitoring.APPLIED
+    was = condition(previous, MONITORING)
+    if was is not None and was.get("status") == "True":
+        api.delete(
+            SERVICE_MONITOR_API_VERSION,
+            "ServiceMonitor",
+            profile.namespace,
+            service_monitor_name(profile),
+        )
+    return Monitoring.NOT_REQUESTED
+
+
+def desired_status(
+    profile: Profile, indexes: Indexes, applied: Applied, previous: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The whole status of `profile` from the indexed Deployment and Pods."""
+    key = (profile.namespace, profile.name)
+    name = deployment_name(profile)
+    deployment = next((d for d in indexes.deployments.get(key, ()) if d.name == name), None)
+    observed = Observed(
+        deployment=deployment,
+        pods=list(indexes.pods.get(key, ())),
+        monitoring=applied.monitoring,
+        apply_error=applied.error,
+    )
+    return compute_status(
+        profile,
+        observed,
+        config_checksum=config_checksum(config_data(profile.spec)),
+        previous=previous,
+        now=now(),
+    )
