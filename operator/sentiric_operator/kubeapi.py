@@ -13,6 +13,7 @@ the fields it sets and takes them back from anyone who edited them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -65,7 +66,12 @@ class KubeApi:
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self._api = api_client
-        self._dyn = DynamicClient(api_client)  # type: ignore[no-untyped-call]
+
+    @functools.cached_property
+    def _dyn(self) -> DynamicClient:
+        # Built on first use: DynamicClient runs API discovery when constructed, and wiring
+        # the handlers (or a unit test of it) must not need a reachable API server.
+        return DynamicClient(self._api)  # type: ignore[no-untyped-call]
 
     @classmethod
     def from_environment(cls, *, pool_size: int = 32) -> KubeApi:

@@ -1,7 +1,8 @@
 """The operator's layers call only downwards; checked on the source's import statements.
 
-specs -> builders -> observations/statuses -> kubeapi -> handlers -> __main__: the pure
-layers import neither kopf nor a Kubernetes client, and only kubeapi talks to the API.
+specs -> builders -> observations/statuses/finalizers -> kubeapi -> reconciling ->
+refreshing/resyncing -> handlers -> __main__: the pure layers import neither kopf nor a
+Kubernetes client, only kubeapi talks to the API, and only handlers (and __main__) use kopf.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[3] / "operator" / "sentiric_operator"
-PURE = ["specs", "errors", "settings", "metrics", "observations", "statuses", "builders"]
+PURE = [
+    "specs",
+    "errors",
+    "settings",
+    "metrics",
+    "observations",
+    "statuses",
+    "finalizers",
+    "builders",
+]
 
 
 def _imports(path: Path) -> set[str]:
