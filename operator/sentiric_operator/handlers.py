@@ -177,11 +177,13 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         if not legacy_finalizers(finalizers) or namespace is None or name is None:
             return
         try:
-            ctx.api.json_patch_profile(namespace, name, removal_patch(finalizers))
+            patched = ctx.api.json_patch_profile(namespace, name, removal_patch(finalizers))
         except ApiCallError as exc:
             # 422: the list changed since this event; the event of that change retries.
             log.warning("could not remove the legacy finalizer of %s/%s: %s", namespace, name, exc)
             return
+        if patched is None:
+            return  # a stale event of a profile this handler already released and that is gone
         ctx.metrics.legacy_finalizers_removed.inc()
         log.info("removed the legacy finalizer of %s/%s", namespace, name)
 

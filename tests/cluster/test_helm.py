@@ -228,19 +228,6 @@ def release(
             check=False,
             timeout=180,
         )
-        # Profiles wait on the operator's finalizer, and no operator runs any more.
-        out = cluster.kubectl("-n", apps_namespace, "get", "llmp", "-o", "name", check=False).stdout
-        for name in out.split():
-            cluster.kubectl(
-                "-n",
-                apps_namespace,
-                "patch",
-                name,
-                "--type=merge",
-                "-p",
-                '{"metadata":{"finalizers":null}}',
-                check=False,
-            )
         cluster.kubectl(
             "delete",
             "pv",
@@ -391,7 +378,7 @@ def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -
             interval=1,
             message=f"profile on the new image under the Role\n{operator.log()}",
         )
-        # Deleting a profile needs the operator (its finalizer); GC removes the children.
+        # Deleting a profile needs no operator (no finalizer); GC removes the children.
         cluster.kubectl(
             "-n", apps, "delete", "llmp", PROFILE_NAME, "--wait=true", "--timeout=90s", timeout=120
         )
@@ -401,9 +388,7 @@ def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -
             message="the profile's Deployment garbage-collected",
         )
 
-        # A profile from the chart's values: created by helm, reconciled by the operator, and
-        # deleted (finalizer handled) by the upgrade that drops it, as docs/kubernetes.md says
-        # to do before an uninstall.
+        # A profile from the chart's values: created by helm and reconciled by the operator.
         _cache_volume(cluster, ns, apps, VALUES_PROFILE)
         spec = json.dumps([{"name": VALUES_PROFILE, "namespace": apps, "spec": PROFILE["spec"]}])
         release.helm(
@@ -415,37 +400,41 @@ def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -
             "--set-json",
             f"profiles={spec}",
         )
-        created = release.profile(VALUES_PROFILE)["metadata"]["labels"]
-        assert created["app.kubernetes.io/managed-by"] == "Helm"
+        created = release.profile(VALUES_PROFILE)
+        assert created["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
         cluster.wait_for(
             lambda: release.ready(VALUES_PROFILE),
             timeout=120,
             interval=1,
             message=f"the values profile Ready\n{operator.log()}",
         )
-        release.helm(
-            "upgrade",
-            RELEASE,
-            str(CHART),
-            "--wait=false",
-            "--reuse-values",
-            "--set-json",
-            "profiles=[]",
-        )
-        cluster.wait_for(
-            lambda: not release.exists("llmp", VALUES_PROFILE, apps),
-            timeout=60,
-            message="the values profile deleted by the upgrade",
-        )
+        assert not release.profile(VALUES_PROFILE)["metadata"].get("finalizers")
         assert "forbidden" not in operator.log().lower()
     finally:
+        # The operator goes first, as when its Deployment is deleted before the profiles:
+        # nothing is left that could remove a finalizer.
         operator.stop()
 
+    # Uninstall with the chart-managed profile still present: helm deletes it with the
+    # operator, and the garbage collector removes its children.
     release.helm("uninstall", RELEASE, "--wait", "--timeout=120s")
+    values_objects = (
+        ("llmp", VALUES_PROFILE),
+        ("deployment", VALUES_PROFILE),
+        ("service", VALUES_PROFILE),
+        ("service", f"{VALUES_PROFILE}-headless"),
+        ("configmap", f"{VALUES_PROFILE}-config"),
+        ("servicemonitor", VALUES_PROFILE),
+    )
+
+    def left() -> list[str]:
+        present = [f"{k}/{n}" for k, n in values_objects if release.exists(k, n, apps)]
+        return present + release.leftovers()
+
     cluster.wait_for(
-        lambda: not release.leftovers(),
-        timeout=60,
-        message=f"no release objects left: {release.leftovers()}",
+        lambda: not left(),
+        timeout=90,
+        message="the values profile, its children and the release objects to be gone",
     )
     # Helm keeps CRDs from crds/ on uninstall, so other releases' profiles survive.
     assert release.exists("crd", "llmprofiles.llm.sentiric.ai")

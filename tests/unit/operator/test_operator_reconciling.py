@@ -1,0 +1,73 @@
+"""reconciling: the profile snapshot kept in kopf's index and the apply outcome read back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from operator_samples import spec_dict
+from sentiric_operator.reconciling import Applied, applied_from, profile_snapshot
+from sentiric_operator.specs import parse_profile
+from sentiric_operator.statuses import Monitoring
+
+
+def _body() -> dict[str, Any]:
+    return {
+        "apiVersion": "llm.sentiric.ai/v1alpha1",
+        "kind": "LLMProfile",
+        "metadata": {
+            "name": "chat",
+            "namespace": "ai",
+            "uid": "u-1",
+            "generation": 3,
+            "resourceVersion": "42",
+            "annotations": {"llm.sentiric.ai/last-handled-configuration": "{}"},
+            "managedFields": [{"manager": "kubectl"}],
+            "finalizers": ["example.com/x"],
+        },
+        "spec": spec_dict(),
+        "status": {"observedGeneration": 3, "conditions": []},
+    }
+
+
+def test_snapshot_keeps_what_status_and_sweep_read_and_drops_the_bulk() -> None:
+    body = _body()
+    snap = profile_snapshot(body)
+    assert snap["metadata"] == {
+        "name": "chat",
+        "namespace": "ai",
+        "uid": "u-1",
+        "generation": 3,
+        "resourceVersion": "42",
+    }
+    assert snap["status"] == body["status"]
+    assert parse_profile(snap) == parse_profile(body)
+    # A copy: later changes to kopf's body do not leak into the index.
+    body["spec"]["model"]["huggingFace"]["file"] = "other.gguf"
+    assert snap["spec"]["model"]["huggingFace"]["file"] != "other.gguf"
+
+
+def test_snapshot_of_a_terminating_profile_keeps_its_deletion_timestamp() -> None:
+    body = _body()
+    body["metadata"]["deletionTimestamp"] = "2026-01-02T03:04:05Z"
+    assert profile_snapshot(body)["metadata"]["deletionTimestamp"] == "2026-01-02T03:04:05Z"
+
+
+def _cond(type_: str, status: str, reason: str, message: str = "") -> dict[str, str]:
+    return {"type": type_, "status": status, "reason": reason, "message": message}
+
+
+def test_applied_from_reads_monitoring_and_apply_failure_back() -> None:
+    assert applied_from({}) == Applied(Monitoring.NOT_REQUESTED, None)
+    applied = applied_from(
+        {
+            "conditions": [
+                _cond("Ready", "False", "ApplyFailed", "PATCH ...: forbidden"),
+                _cond("Monitoring", "True", "ServiceMonitorApplied"),
+            ]
+        }
+    )
+    assert applied == Applied(Monitoring.APPLIED, "PATCH ...: forbidden")
+    missing = applied_from({"conditions": [_cond("Monitoring", "False", "CRDMissing")]})
+    assert missing == Applied(Monitoring.CRD_MISSING, None)
+    ready = applied_from({"conditions": [_cond("Ready", "True", "AllReplicasReady", "ok")]})
+    assert ready.error is None
