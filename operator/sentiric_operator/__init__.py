@@ -2,7 +2,9 @@
 
 Layers call only downwards: `specs` (the spec as a typed value) -> `builders` (pure
 manifests) -> `observations` + `statuses` (pure status from observed children) -> `kubeapi`
-(the one module that calls the API) -> `handlers` (kopf wiring) -> `__main__` (the process).
+(the one module that calls the API) -> `reconciling` (apply + status input) -> `refreshing` /
+`resyncing` (operator-wide status and resync tasks) -> `handlers` (kopf wiring) ->
+`__main__` (the process). No finalizer: see `finalizers`.
 """
 
 from __future__ import annotations
