@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 HTTP_PORT = 16070
@@ -82,12 +82,13 @@ class PromptSettings(_Model):
         "Answer using only the facts below.\n\n{rag_context}\n\nQuestion: {user_prompt}"
     )
 
-    @model_validator(mode="after")
-    def _template_has_placeholders(self) -> PromptSettings:
-        for name in ("{rag_context}", "{user_prompt}"):
-            if name not in self.rag_template:
-                raise ValueError(f"ragTemplate must contain {name}")
-        return self
+    @field_validator("rag_template")
+    @classmethod
+    def _template_has_placeholders(cls, value: str) -> str:
+        # A field validator, so the error's location names prompt.ragTemplate.
+        if "{rag_context}" not in value or "{user_prompt}" not in value:
+            raise ValueError("must contain both {rag_context} and {user_prompt}")
+        return value
 
 
 class TLSSettings(_Model):

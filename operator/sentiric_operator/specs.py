@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from sentiric_inference.config import EngineSettings, PromptSettings, SamplingDefaults
 
 from sentiric_operator.errors import InvalidProfileError
 
@@ -65,41 +66,11 @@ class ModelSpec(_Spec):
     cache: Cache = Cache()
 
 
-class EngineSpec(_Spec):
-    context_size: int = Field(default=4096, ge=64, le=1_048_576)
-    parallel: int = Field(default=4, ge=1, le=256)
-    gpu_layers: int = Field(default=-1, ge=-1)
-    flash_attention: Literal["auto", "on", "off"] = "auto"
-    batch_size: int = Field(default=512, ge=16, le=65536)
-    threads: int = Field(default=0, ge=0, le=1024)
-    max_queue: int = Field(default=64, ge=0, le=100_000)
-    prefix_cache: bool = True
-
-
-class SamplingSpec(_Spec):
-    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
-    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    top_k: int = Field(default=40, ge=0)
-    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
-    repeat_penalty: float = Field(default=1.0, gt=0.0, le=10.0)
-    max_tokens: int = Field(default=512, ge=1)
-
-
-DEFAULT_RAG_TEMPLATE = (
-    "Answer using only the facts below.\n\n{rag_context}\n\nQuestion: {user_prompt}"
-)
-
-
-class PromptSpec(_Spec):
-    system: str = ""
-    rag_template: str = DEFAULT_RAG_TEMPLATE
-
-    @field_validator("rag_template")
-    @classmethod
-    def _placeholders(cls, value: str) -> str:
-        if "{rag_context}" not in value or "{user_prompt}" not in value:
-            raise ValueError("must contain both {rag_context} and {user_prompt}")
-        return value
+# The engine, sampling and prompt sections are rendered verbatim into engine.yaml, so they
+# are the config contract's own models: one definition of each field, default and bound.
+EngineSpec = EngineSettings
+SamplingSpec = SamplingDefaults
+PromptSpec = PromptSettings
 
 
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -26,7 +26,7 @@ def serve(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         ("engine:\n  contextSize: 10\n", "engine.contextSize"),
         ("engine:\n  parralel: 4\n", "engine.parralel"),
         ("sampling:\n  temperature: hot\n", "sampling.temperature"),
-        ("prompt:\n  ragTemplate: 'no placeholders'\n", "ragTemplate must contain"),
+        ("prompt:\n  ragTemplate: 'no placeholders'\n", "prompt.ragTemplate"),
         ("server: [1, 2\n", "not valid YAML"),
     ],
 )
