@@ -8,9 +8,11 @@ request sent to the last stream finished) and TTFT p50/p95 (first content delta)
   sentiric    `sentiric-llm serve` (parallel = max N), streaming over /v1/chat/completions
   llama_cpp   `python -m llama_cpp.server` (interrupt_requests off), same client code
 interleaved round by round in a rotating order, so background load hits all three alike.
-Then a prefix test on our server: a ~1,000-token shared system prompt, TTFT on a miss vs a
+Beside the ceiling, bench/_prefill.py times a bare prefill of N prompts: our uncached prompt
+tokens over that rate are our TTFT floor. Then a prefix test on our server: a ~1,000-token shared system prompt, TTFT on a miss vs a
 hit, confirmed by `sentiric_llm_prefix_cache_tokens_total` and usage.cached_tokens.
-Figures are medians over --rounds; ratios are medians of the per-round ratios.
+Figures are medians over --rounds (each ceiling: the best of --ceiling-reps runs in its round);
+ratios are medians of the per-round ratios.
 
     .venv/bin/python bench/bench_server.py [--rounds 3] [--seqs 1 4 8] [--quick] [--json F]
 """
@@ -138,18 +140,28 @@ class Bench:
         self, system: str, n: int, round_: int, clients: dict[str, tuple[AsyncOpenAI, str]]
     ) -> dict[str, float]:
         if system == "ceiling":
-            rate = await asyncio.to_thread(
-                measure_ceiling, self.model_path, n, self.args.tokens, self.threads
-            )
-            prefill = await asyncio.to_thread(
-                measure_prefill,
-                self.model_path,
-                n,
-                PREFILL_PROMPT_TOKENS,
-                self.threads,
-                context_size=CONTEXT_SIZE,
-                batch_size=BATCH_SIZE,
-            )
+            # A ceiling run lasts well under a second, so one burst of background load can
+            # sink it below the servers' multi-second waves; the best of a few runs is the
+            # ceiling (which only makes the ratios stricter).
+            rates, prefills = [], []
+            for _ in range(self.args.ceiling_reps):
+                rates.append(
+                    await asyncio.to_thread(
+                        measure_ceiling, self.model_path, n, self.args.tokens, self.threads
+                    )
+                )
+                prefills.append(
+                    await asyncio.to_thread(
+                        measure_prefill,
+                        self.model_path,
+                        n,
+                        PREFILL_PROMPT_TOKENS,
+                        self.threads,
+                        context_size=CONTEXT_SIZE,
+                        batch_size=BATCH_SIZE,
+                    )
+                )
+            rate, prefill = max(rates), max(prefills)
             return {
                 "tokens_per_s": rate,
                 "tokens": n * self.args.tokens,
@@ -374,6 +386,7 @@ def summarise(bench: Bench) -> dict[str, Any]:
         "tokens_per_stream": args.tokens,
         "temperature": args.temperature,
         "rounds": args.rounds,
+        "ceiling_reps": args.ceiling_reps,
         "load_average_per_round": bench.loads,
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "per_n": per_n,
@@ -396,7 +409,8 @@ def print_report(summary: dict[str, Any]) -> None:
     print(
         f"\n{summary['model']}, {summary['threads']} threads on {summary['cpus']} CPUs, "
         f"{summary['tokens_per_stream']} tokens/stream at temperature {summary['temperature']}, "
-        f"medians of {summary['rounds']} rounds, {summary['date']}\n"
+        f"medians of {summary['rounds']} rounds (ceilings: best of {summary['ceiling_reps']} per round), "
+        f"{summary['date']}\n"
         f"load average (1 min) at each round start and at the end: {loads}"
     )
     for n, figures in summary["per_n"].items():
@@ -451,6 +465,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="0 = one per core")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one round (smoke run)")
+    parser.add_argument(
+        "--ceiling-reps", type=int, default=3, help="ceiling runs per round; the best counts"
+    )
     parser.add_argument("--no-prefix", action="store_true", help="skip the prefix test")
     # llama_cpp.server answers one request at a time, so the last of N waits for all others.
     parser.add_argument("--request-timeout", type=float, default=300.0, help="seconds")
@@ -459,8 +476,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.rounds = 1
-    if args.rounds < 1 or min(args.seqs) < 1 or args.tokens < 1:
-        parser.error("--rounds, --seqs and --tokens must be positive")
+    if min(args.rounds, args.ceiling_reps, *args.seqs, args.tokens) < 1:
+        parser.error("--rounds, --ceiling-reps, --seqs and --tokens must be positive")
     # llama.cpp's load-time warnings from the in-process ceiling would bury the figures.
     logging.basicConfig(level=logging.ERROR)
     # SIGTERM (timeout, kill) unwinds like Ctrl-C, so both servers are stopped by pid.
