@@ -86,12 +86,16 @@ SUBJECTS = (
 )
 
 
-def user_message(round_: int, index: int) -> str:
-    """A ~30-token request for a long story, different for every stream and round."""
-    subject = SUBJECTS[(round_ * 5 + index) % len(SUBJECTS)]
+def user_message(round_: int, n: int, index: int) -> str:
+    """A ~30-token request for a long story, unique to its round, wave size and stream.
+
+    The unique label comes first, so two messages share no prefix beyond the chat template's
+    (what independent users of one profile share); both servers get the same messages.
+    """
+    subject = SUBJECTS[(round_ * 5 + n + index) % len(SUBJECTS)]
     return (
-        f"Write a long and detailed story about {subject}. Describe the places, the "
-        f"people and everything that happens, chapter {round_ * 8 + index + 1}."
+        f"Story {round_ + 1}.{n}.{index + 1}: write a long and detailed story about {subject}, "
+        "describing the places, the people and everything that happens."
     )
 
 
@@ -129,7 +133,7 @@ class Bench:
 
     async def server_wave(self, client: AsyncOpenAI, model: str, n: int, round_: int) -> Wave:
         conversations: list[Messages] = [
-            [{"role": "user", "content": user_message(round_, i)}] for i in range(n)
+            [{"role": "user", "content": user_message(round_, n, i)}] for i in range(n)
         ]
         async with asyncio.timeout(self.args.wave_timeout):
             return await _load.run_wave(
