@@ -207,9 +207,10 @@ class Bench:
                 )
 
         miss = await ttft("What does rule 3 say? Answer in one sentence.")
-        before = _load.read_counter(metrics_url, "sentiric_llm_prefix_cache_tokens")
+        counter = "sentiric_llm_prefix_cache_tokens"
+        before = await asyncio.to_thread(_load.read_counter, metrics_url, counter)
         hit = await ttft("Which section of the manual covers product line 12?")
-        reused = _load.read_counter(metrics_url, "sentiric_llm_prefix_cache_tokens") - before
+        reused = await asyncio.to_thread(_load.read_counter, metrics_url, counter) - before
         figures = {
             "system_tokens": system_tokens,
             "miss_ttft_s": miss.ttft,
