@@ -25,11 +25,9 @@ import json
 import logging
 import os
 import signal
-import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from openai import AsyncOpenAI
 from sentiric_inference.engine.native import Model, resolve_threads
@@ -42,33 +40,17 @@ sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 import _load  # noqa: E402
 from _load import Messages, Sampling, Wave  # noqa: E402
 from _prefill import measure_prefill  # noqa: E402
+from _report import SYSTEMS, describe, print_report, summarise  # noqa: E402
 from ceiling import measure_ceiling  # noqa: E402
 
 from tests.support.server import running_server  # noqa: E402
 
-SYSTEMS = ("ceiling", "sentiric", "llama_cpp")
 CONTEXT_SIZE = 2048
 BATCH_SIZE = 512
 PREFIX_TOKENS = 1000
-# Targets from issue 2.
-TARGET_TPS_RATIO = 0.85
-TARGET_TTFT_RATIO = 0.05
-TARGET_HIT_MISS = 1 / 3
-# Per-wave figures; prompt/cached only where the server reports usage, decode phase only
-# for our server (llama_cpp.server runs one stream after another, so it has none).
-FIGURES = (
-    "tokens_per_s",
-    "ttft_p50_s",
-    "ttft_p95_s",
-    "tokens",
-    "full_streams",
-    "prompt_tokens",
-    "cached_tokens",
-    "decode_tokens_per_s",
-    "prefill_tokens_per_s",
-)
 # Prompt length for the prefill ceiling: about what the chat template makes of a message.
 PREFILL_PROMPT_TOKENS = 64
+
 
 SUBJECTS = (
     "a lighthouse keeper who finds a map in a bottle",
@@ -295,174 +277,6 @@ def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def describe(result: dict[str, float], tokens: int) -> str:
-    line = f"{result['tokens_per_s']:7.1f} tok/s"
-    if "prefill_tokens_per_s" in result:
-        line += f"  (prefill {result['prefill_tokens_per_s']:.1f} tok/s)"
-    if "ttft_p50_s" in result:
-        line += (
-            f"  TTFT p50 {result['ttft_p50_s'] * 1000:7.0f} ms  p95 "
-            f"{result['ttft_p95_s'] * 1000:7.0f} ms  ({result['tokens']:.0f} tokens, "
-            f"{result['full_streams']:.0f} streams reached {tokens}"
-        )
-        if "prompt_tokens" in result:
-            line += f", prompts {result['prompt_tokens']:.0f}"
-        if "cached_tokens" in result:
-            line += f" ({result['cached_tokens']:.0f} cached)"
-        if "decode_tokens_per_s" in result:
-            line += f", decode phase {result['decode_tokens_per_s']:.1f} tok/s"
-        line += ")"
-    return line
-
-
-def median_of(rounds: list[dict[str, float]], key: str) -> float | None:
-    values = [r[key] for r in rounds if key in r]
-    return statistics.median(values) if values else None
-
-
-def _ratio(
-    top: list[dict[str, float]], top_key: str, bottom: list[dict[str, float]], bottom_key: str
-) -> float | None:
-    """Median of the per-round ratios, over the rounds where both figures exist."""
-    ratios = [
-        t[top_key] / b[bottom_key]
-        for t, b in zip(top, bottom, strict=True)
-        if top_key in t and bottom_key in b
-    ]
-    return statistics.median(ratios) if ratios else None
-
-
-def summarise(bench: Bench) -> dict[str, Any]:
-    """Medians per N and system, and the ratios against the issue's targets."""
-    args = bench.args
-    per_n: dict[str, Any] = {}
-    for n, systems in bench.figures.items():
-        per_n[str(n)] = {
-            system: {key: median_of(rounds, key) for key in FIGURES}
-            for system, rounds in systems.items()
-        }
-        pairs = zip(systems["sentiric"], systems["ceiling"], strict=True)
-        per_n[str(n)]["sentiric_over_ceiling"] = statistics.median(
-            ours["tokens_per_s"] / ceiling["tokens_per_s"] for ours, ceiling in pairs
-        )
-        per_n[str(n)]["sentiric_decode_over_ceiling"] = _ratio(
-            systems["sentiric"], "decode_tokens_per_s", systems["ceiling"], "tokens_per_s"
-        )
-        # Stricter still: against the best ceiling seen in the whole run, in case load sank
-        # a round's ceiling below what the servers reached in theirs.
-        per_n[str(n)]["sentiric_over_best_ceiling"] = statistics.median(
-            ours["tokens_per_s"] for ours in systems["sentiric"]
-        ) / max(ceiling["tokens_per_s"] for ceiling in systems["ceiling"])
-        # The fastest any server could answer the wave's first tokens: its uncached prompt
-        # tokens run through a bare prefill loop.
-        floors = [
-            (ours["prompt_tokens"] - ours["cached_tokens"]) / ceiling["prefill_tokens_per_s"]
-            for ours, ceiling in zip(systems["sentiric"], systems["ceiling"], strict=True)
-        ]
-        per_n[str(n)]["sentiric_ttft_floor_s"] = statistics.median(floors)
-        pairs = zip(systems["llama_cpp"], systems["ceiling"], strict=True)
-        per_n[str(n)]["llama_cpp_over_ceiling"] = statistics.median(
-            theirs["tokens_per_s"] / ceiling["tokens_per_s"] for theirs, ceiling in pairs
-        )
-    top = max(args.seqs)
-    ours_top, theirs_top = bench.figures[top]["sentiric"], bench.figures[top]["llama_cpp"]
-    ttft_ratio = statistics.median(
-        o["ttft_p95_s"] / t["ttft_p95_s"] for o, t in zip(ours_top, theirs_top, strict=True)
-    )
-    targets: dict[str, Any] = {
-        f"tokens_per_s_over_ceiling_at_{top}": {
-            "value": per_n[str(top)]["sentiric_over_ceiling"],
-            "target": f">= {TARGET_TPS_RATIO}",
-            "met": per_n[str(top)]["sentiric_over_ceiling"] >= TARGET_TPS_RATIO,
-        },
-        f"ttft_p95_over_llama_cpp_at_{top}": {
-            "value": ttft_ratio,
-            "target": f"<= {TARGET_TTFT_RATIO}",
-            "met": ttft_ratio <= TARGET_TTFT_RATIO,
-        },
-    }
-    prefix: dict[str, Any] | None = None
-    if bench.prefix:
-        prefix = {key: median_of(bench.prefix, key) for key in bench.prefix[0]}
-        targets["prefix_hit_over_miss"] = {
-            "value": prefix["hit_over_miss"],
-            "target": f"<= {TARGET_HIT_MISS:.3f}",
-            "met": prefix["hit_over_miss"] <= TARGET_HIT_MISS,
-        }
-    return {
-        "model": bench.model_path.name,
-        "threads": bench.threads,
-        "cpus": os.cpu_count(),
-        "tokens_per_stream": args.tokens,
-        "temperature": args.temperature,
-        "rounds": args.rounds,
-        "ceiling_reps": args.ceiling_reps,
-        "load_average_per_round": bench.loads,
-        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "per_n": per_n,
-        "prefix": prefix,
-        "targets": targets,
-        "raw": {"per_n": bench.figures, "prefix": bench.prefix},
-    }
-
-
-def _ms(value: float | None) -> str:
-    return f"{value * 1000:8.0f}" if value is not None else f"{'-':>8}"
-
-
-def _num(value: float | None, width: int, digits: int = 0) -> str:
-    return f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
-
-
-def print_report(summary: dict[str, Any]) -> None:
-    loads = ", ".join(f"{x:.2f}" for x in summary["load_average_per_round"])
-    print(
-        f"\n{summary['model']}, {summary['threads']} threads on {summary['cpus']} CPUs, "
-        f"{summary['tokens_per_stream']} tokens/stream at temperature {summary['temperature']}, "
-        f"medians of {summary['rounds']} rounds (ceilings: best of {summary['ceiling_reps']} per round), "
-        f"{summary['date']}\n"
-        f"load average (1 min) at each round start and at the end: {loads}"
-    )
-    for n, figures in summary["per_n"].items():
-        print(
-            f"\nN={n:<3} {'tok/s':>9} {'TTFT p50':>10} {'TTFT p95':>10} {'full':>6} "
-            f"{'prompt':>7} {'cached':>7} {'decode tok/s':>13}"
-        )
-        for system in SYSTEMS:
-            f = figures[system]
-            full = "-" if f["full_streams"] is None else f"{f['full_streams']:.0f}/{n}"
-            print(
-                f"  {system:9} {f['tokens_per_s']:7.1f} {_ms(f['ttft_p50_s'])} ms"
-                f"{_ms(f['ttft_p95_s'])} ms {full:>5} {_num(f['prompt_tokens'], 7)} "
-                f"{_num(f['cached_tokens'], 7)} {_num(f['decode_tokens_per_s'], 13, 1)}"
-            )
-        print(
-            f"  prefill ceiling {figures['ceiling']['prefill_tokens_per_s']:.1f} tok/s: "
-            f"sentiric's uncached prompt tokens need {figures['sentiric_ttft_floor_s'] * 1000:.0f}"
-            " ms at best (its TTFT floor)"
-        )
-        decode = figures["sentiric_decode_over_ceiling"]
-        print(
-            f"  ratio to ceiling: sentiric {figures['sentiric_over_ceiling']:.3f}"
-            + (f" (decode phase {decode:.3f})" if decode is not None else "")
-            + f", llama_cpp {figures['llama_cpp_over_ceiling']:.3f}; sentiric against the "
-            f"run's best ceiling {figures['sentiric_over_best_ceiling']:.3f}"
-        )
-    prefix = summary["prefix"]
-    if prefix:
-        print(
-            f"\nprefix ({prefix['system_tokens']:.0f}-token system prompt): miss "
-            f"{prefix['miss_ttft_s'] * 1000:.0f} ms, hit {prefix['hit_ttft_s'] * 1000:.0f} ms; "
-            f"hit reused {prefix['hit_cached_tokens']:.0f} cached tokens "
-            f"(metric +{prefix['hit_prefix_cache_tokens_metric']:.0f}), miss "
-            f"{prefix['miss_cached_tokens']:.0f}"
-        )
-    print("\ntargets (medians of per-round ratios):")
-    for name, target in summary["targets"].items():
-        verdict = "met" if target["met"] else "NOT met"
-        print(f"  {name:36} {target['value']:7.3f}  target {target['target']:8}  {verdict}")
-
-
 def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -500,7 +314,18 @@ def main() -> int:
     except KeyboardInterrupt:
         log("interrupted; both servers were stopped")
         return 130
-    summary = summarise(bench)
+    meta = {
+        "model": model_path.name,
+        "threads": bench.threads,
+        "cpus": os.cpu_count(),
+        "tokens_per_stream": args.tokens,
+        "temperature": args.temperature,
+        "rounds": args.rounds,
+        "ceiling_reps": args.ceiling_reps,
+        "load_average_per_round": bench.loads,
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
+    summary = summarise(bench.figures, bench.prefix, meta)
     print_report(summary)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
