@@ -23,6 +23,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.support.server: the project's managed server process
 
+import httpx  # noqa: E402
 from openai import AsyncOpenAI  # noqa: E402
 from sentiric_inference.client import GenerationOptions  # noqa: E402
 from sentiric_inference.client.benchmarking import run_load  # noqa: E402
@@ -59,16 +60,53 @@ async def _http_one(client: AsyncOpenAI, model: str, max_tokens: int) -> Sample:
     return Sample("OK", finish, first, time.perf_counter() - started, tokens)
 
 
-async def http_load(base_url: str, concurrent: int, requests: int, max_tokens: int) -> LoadReport:
+async def _httpx_one(client: httpx.AsyncClient, model: str, max_tokens: int) -> Sample:
+    """A thin SSE client, as thin as our gRPC client: no per-chunk model objects."""
+    started = time.perf_counter()
+    first: float | None = None
+    tokens = 0
+    finish: str | None = None
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "temperature": 0.0,
+        "max_tokens": max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    async with client.stream("POST", "chat/completions", json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            for choice in chunk.get("choices") or ():
+                if first is None and choice["delta"].get("content"):
+                    first = time.perf_counter() - started
+                finish = choice.get("finish_reason") or finish
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    return Sample("OK", finish, first, time.perf_counter() - started, tokens)
+
+
+async def http_load(
+    base_url: str, concurrent: int, requests: int, max_tokens: int, http_client: str = "openai"
+) -> LoadReport:
     """The HTTP twin of client.benchmarking.run_load: same worker pattern, same Sample."""
     remaining = iter(range(requests))
     samples: list[Sample] = []
-    async with AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0) as client:
+    async with (
+        AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0) as client,
+        httpx.AsyncClient(base_url=base_url + "/", timeout=120) as thin,
+    ):
         model = (await client.models.list()).data[0].id
 
         async def worker() -> None:
             for _ in remaining:
-                samples.append(await _http_one(client, model, max_tokens))
+                if http_client == "httpx":
+                    samples.append(await _httpx_one(thin, model, max_tokens))
+                else:
+                    samples.append(await _http_one(client, model, max_tokens))
 
         started = time.perf_counter()
         async with asyncio.TaskGroup() as group:
@@ -96,7 +134,7 @@ async def measure(server: ServerHandle, args: argparse.Namespace) -> dict[str, A
     results: dict[str, Any] = {}
     # Warm-up: load pages of the model and fill the prefix cache for both APIs alike.
     await grpc_load(server.grpc_target, 1, 2, args.max_tokens)
-    await http_load(server.openai_base_url, 1, 2, args.max_tokens)
+    await http_load(server.openai_base_url, 1, 2, args.max_tokens, args.http_client)
     for concurrent in args.concurrency:
         requests = concurrent * args.requests_per_stream
         per_api: dict[str, dict[str, list[float]]] = {
@@ -112,7 +150,11 @@ async def measure(server: ServerHandle, args: argparse.Namespace) -> dict[str, A
                     )
                 else:
                     report = await http_load(
-                        server.openai_base_url, concurrent, requests, args.max_tokens
+                        server.openai_base_url,
+                        concurrent,
+                        requests,
+                        args.max_tokens,
+                        args.http_client,
                     )
                 ttft, rate = _figures(report)
                 per_api[api]["ttft_p50_s"].append(ttft)
@@ -146,6 +188,12 @@ def main() -> int:
     parser.add_argument("--requests-per-stream", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument(
+        "--http-client",
+        choices=("openai", "httpx"),
+        default="openai",
+        help="HTTP side: the official openai client (default) or a thin httpx SSE reader",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     model = embedded_model_path()
