@@ -58,25 +58,16 @@ class ApiError(Exception):
 
 def error_body(exc: SentiricError) -> tuple[int, ErrorBody, dict[str, str]]:
     """Status, OpenAI error body and extra headers for a serving-layer error."""
-    if isinstance(exc, PromptTooLongError):
-        return (
-            400,
-            ErrorBody(
-                message=exc.message,
-                type="invalid_request_error",
-                param=exc.param,
-                code="context_length_exceeded",
-            ),
-            {},
-        )
     if isinstance(exc, InvalidRequestError):
+        # PromptTooLongError is an InvalidRequestError; only its code differs (OpenAI's).
+        too_long = isinstance(exc, PromptTooLongError)
         return (
             400,
             ErrorBody(
                 message=exc.message,
                 type="invalid_request_error",
                 param=exc.param,
-                code="invalid_value",
+                code="context_length_exceeded" if too_long else "invalid_value",
             ),
             {},
         )
