@@ -181,11 +181,18 @@ async def test_trace_id_is_in_the_request_log_lines(tiny_server: ServerHandle) -
     trace = f"trace-{time.monotonic_ns()}"
     async with AsyncLlamaClient(tiny_server.grpc_target) as client:
         await client.generate("Hi", options=GenerationOptions(max_new_tokens=2), trace_id=trace)
-    lines = []
-    for line in tiny_server.log_text().splitlines():
-        if trace in line:
-            lines.append(json.loads(line))
+    # The servicer logs "finished" after the last message has left, so the client can read the
+    # log before that line is written; wait for it (bounded) rather than race the server.
+    wanted = {"GenerateStream started", "GenerateStream finished"}
+    deadline = time.monotonic() + 10.0
+    while True:
+        lines = [
+            json.loads(line) for line in tiny_server.log_text().splitlines() if trace in line
+        ]
+        messages = {entry["message"] for entry in lines}
+        if wanted <= messages or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert lines, "no log line carries the x-trace-id"
     assert all(entry["trace_id"] == trace for entry in lines)
-    messages = {entry["message"] for entry in lines}
-    assert {"GenerateStream started", "GenerateStream finished"} <= messages
+    assert wanted <= messages
