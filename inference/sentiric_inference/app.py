@@ -105,6 +105,7 @@ async def serve(
             log_config=None,
             access_log=False,
             lifespan="off",
+            http="httptools",
             # Longer than our own grace: when it runs out we close the engine first, so
             # streams still open get their final chunk before uvicorn drops connections.
             timeout_graceful_shutdown=int(shutdown_grace) + _CONNECTION_DRAIN_S,

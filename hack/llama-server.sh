@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds llama.cpp's own C++ server (`llama-server`) once, from the llama.cpp that the pinned
+# llama-cpp-python sdist vendors, into a cache outside the repo, and prints its path.
+# Only bench/bench_server.py uses it (as a reference system); tests and CI never need it.
+set -euo pipefail
+LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
+cache="${SENTIRIC_CACHE:-$HOME/.cache/sentiric-llm}/llama-server-${LLAMA_CPP_PYTHON_VERSION}-$(uname -m)"
+python="${PYTHON:-python3}"
+binary="$cache/llama-server"
+if [ ! -x "$binary" ]; then
+  echo "building llama-server from llama-cpp-python ${LLAMA_CPP_PYTHON_VERSION}'s llama.cpp (once; cached in $cache)" >&2
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  "$python" -m pip download --no-deps --no-binary :all: --dest "$tmp" \
+    "llama-cpp-python==${LLAMA_CPP_PYTHON_VERSION}" >&2
+  tar -xzf "$tmp"/llama_cpp_python-*.tar.gz -C "$tmp"
+  src=$(ls -d "$tmp"/llama_cpp_python-*/vendor/llama.cpp)
+  # Static libraries, so the one binary can be moved into the cache on its own.
+  cmake -S "$src" -B "$tmp/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+    -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_TESTS=OFF >&2
+  cmake --build "$tmp/build" --target llama-server -j "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" >&2
+  mkdir -p "$cache"
+  cp "$tmp/build/bin/llama-server" "$binary.partial"
+  mv "$binary.partial" "$binary"
+fi
+echo "$binary"
