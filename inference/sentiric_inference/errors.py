@@ -1,11 +1,11 @@
 """Errors the serving layer raises; each API surface maps them to its own wire form.
 
-    SentiricError
-    ├── InvalidRequestError      -> HTTP 400 / gRPC INVALID_ARGUMENT   (names the field in `param`)
-    │   └── PromptTooLongError   -> HTTP 400 / gRPC INVALID_ARGUMENT   (param "messages"/"prompt")
-    ├── OverloadedError          -> HTTP 429 + Retry-After / gRPC RESOURCE_EXHAUSTED
-    ├── NotReadyError            -> HTTP 503 / gRPC UNAVAILABLE
-    └── EngineFailure            -> HTTP 500 / gRPC INTERNAL (or finish_reason "error" mid-stream)
+SentiricError
+├── InvalidRequestError      -> HTTP 400 / gRPC INVALID_ARGUMENT   (names the field in `param`)
+│   └── PromptTooLongError   -> HTTP 400 / gRPC INVALID_ARGUMENT   (param "messages"/"prompt")
+├── OverloadedError          -> HTTP 429 + Retry-After / gRPC RESOURCE_EXHAUSTED
+├── NotReadyError            -> HTTP 503 / gRPC UNAVAILABLE
+└── EngineFailure            -> HTTP 500 / gRPC INTERNAL (or finish_reason "error" mid-stream)
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -72,6 +72,35 @@ def choose_slot(prompt: Sequence[int], slots: Sequence[SlotView], *, reuse: bool
         victim = min(free, key=lambda s: (score(s) > 0, s.last_used))
         return SlotChoice(victim.seq, best_any.seq, best_any_len)
     return SlotChoice(best_free.seq, best_free.seq, best_free_len)
+
+
+# Waiting for another request's prefill pays off only when it saves at least this many
+# prompt tokens: a shared chat-template opening is not worth a step of delay, a shared system
+# prompt or RAG block is (a burst of calls opening with one profile's prompt).
+MIN_SHARED_PREFILL = 16
+
+
+def awaits_shared_prefill(
+    prompt: Sequence[int],
+    reusable_now: int,
+    prefilling: Iterable[tuple[Sequence[int], int]],
+    *,
+    min_gain: int = MIN_SHARED_PREFILL,
+) -> bool:
+    """True when `prompt` should wait for a prefill already running rather than repeat it.
+
+    `prefilling` holds (prompt, tokens evaluated so far) of the requests whose prompts are
+    being evaluated now; `reusable_now` is what the KV cache could give `prompt` today. When
+    one of them shares at least `min_gain` more tokens that it has not evaluated yet,
+    admitting `prompt` now would compute those tokens a second time in the same steps;
+    waiting until they are in the cache lets the admission copy them (seq_cp) instead.
+    """
+    limit = max(len(prompt) - 1, 0)
+    for other, evaluated in prefilling:
+        shared = min(common_prefix_len(other, prompt), limit)
+        if shared - reusable_now >= min_gain and evaluated < shared:
+            return True
+    return False
 
 
 def distinct_cells(caches: Sequence[Sequence[int]]) -> int:

@@ -20,7 +20,7 @@ from ..metrics import Metrics
 from .jobs import Job, Outbox
 from .native import Batch, Context, Model
 from .planning import plan_step
-from .prefix import SlotChoice, SlotView, choose_slot, distinct_cells
+from .prefix import SlotChoice, SlotView, awaits_shared_prefill, choose_slot, distinct_cells
 from .sampling import free_chain
 from .types import Finished, FinishReason, TextDelta
 
@@ -189,10 +189,24 @@ class Scheduler:
             self._finish(job, FinishReason.CANCELLED)
 
     def _admit(self) -> None:
-        while self._waiting and len(self._running) < self._parallel:
+        # Requests that wait for a running prefill to reach their shared prefix keep their
+        # place at the head of the queue, and a slot each, so later requests cannot take it.
+        held: deque[Job] = deque()
+        while self._waiting and len(self._running) + len(held) < self._parallel:
             job = self._waiting.popleft()
             views = [SlotView(s.seq, s.cached, s.job is None, s.last_used) for s in self._slots]
-            self._place(job, choose_slot(job.prompt, views, reuse=self._prefix_cache))
+            choice = choose_slot(job.prompt, views, reuse=self._prefix_cache)
+            if self._prefix_cache and awaits_shared_prefill(
+                job.prompt,
+                choice.reuse,
+                ((j.prompt, j.prompt_done) for j in self._running if j.pending < 0),
+            ):
+                held.append(job)
+                continue
+            self._place(job, choice)
+        if held:
+            held.extend(self._waiting)
+            self._waiting = held
 
     def _place(self, job: Job, choice: SlotChoice) -> None:
         slot = self._slots[choice.target]

@@ -92,3 +92,52 @@ async def test_prefix_cache_off_never_reuses(
         assert out.finished is not None and out.finished.cached_prompt_tokens == 0
     assert _evaluated(metrics) == 2 * (len(SYSTEM) + 1)
     assert sample_value(metrics, "sentiric_llm_prefix_cache_hits_total") == 0
+
+
+async def test_a_burst_sharing_a_new_system_prompt_evaluates_it_once(
+    make_engine: EngineFactory, tiny_model_path: Path
+) -> None:
+    """Four requests arrive together with a system prompt nobody has cached yet.
+
+    Each would otherwise evaluate the 200 shared tokens in the same steps; the followers wait
+    for the first one's prefill and copy its cells, so the prompt is evaluated once.
+    """
+    metrics = Metrics()
+    engine = await make_engine(tiny_model_path, parallel=4, context_size=512, metrics=metrics)
+    prompts = [(*SYSTEM, 10 + i, 20 + i) for i in range(4)]
+    streams = [
+        engine.submit(GenerationRequest(p, SHORT, f"burst-{i}")) for i, p in enumerate(prompts)
+    ]
+    outcomes = await asyncio.gather(*(collect(s) for s in streams))
+    cached = sorted(o.finished.cached_prompt_tokens for o in outcomes)  # type: ignore[union-attr]
+    assert cached == [0, len(SYSTEM), len(SYSTEM), len(SYSTEM)]
+    assert _evaluated(metrics) == len(SYSTEM) + 4 * 2
+    assert sample_value(metrics, "sentiric_llm_prefix_cache_tokens_total") == 3 * len(SYSTEM)
+
+    # Copied cells answer exactly as evaluating each prompt on its own does.
+    plain = await make_engine(tiny_model_path, parallel=4, context_size=512, prefix_cache=False)
+    for prompt, outcome in zip(prompts, outcomes, strict=True):
+        alone = await collect(plain.submit(GenerationRequest(prompt, SHORT, "alone")))
+        assert alone.text == outcome.text
+
+
+async def test_requests_behind_a_held_one_do_not_take_its_slot(
+    make_engine: EngineFactory, tiny_model_path: Path
+) -> None:
+    """A held request keeps its place: with two slots, the leader and the held follower get
+    them, and an unrelated third request waits for a slot to free."""
+    metrics = Metrics()
+    engine = await make_engine(tiny_model_path, parallel=2, context_size=512, metrics=metrics)
+    leader = engine.submit(GenerationRequest((*SYSTEM, 1), ENDLESS, "leader"))
+    follower = engine.submit(GenerationRequest((*SYSTEM, 2), ENDLESS, "follower"))
+    other = engine.submit(GenerationRequest(tuple(range(400, 420)), SHORT, "other"))
+    async with asyncio.timeout(30):
+        await anext(leader)
+        await anext(follower)
+    stats = engine.stats()
+    assert (stats.queue_depth, stats.sequences_active) == (1, 2)  # "other" still waits
+    leader.cancel()
+    done = await collect(other)
+    assert done.finished is not None and done.finished.reason is FinishReason.LENGTH
+    follower.cancel()
+    assert (await collect(follower)).finished.cached_prompt_tokens == len(SYSTEM)  # type: ignore[union-attr]

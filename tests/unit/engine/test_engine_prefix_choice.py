@@ -6,6 +6,7 @@ import pytest
 from sentiric_inference.engine.prefix import (
     SlotChoice,
     SlotView,
+    awaits_shared_prefill,
     choose_slot,
     common_prefix_len,
     distinct_cells,
@@ -70,3 +71,38 @@ def test_distinct_cells_counts_shared_prefixes_once() -> None:
     # Two sequences sharing a 3-token prefix, one unrelated, one empty.
     assert distinct_cells([[1, 2, 3, 4], [1, 2, 3, 5, 6], [7], []]) == 3 + 1 + 2 + 1
     assert distinct_cells([[1, 2], [1, 2]]) == 2
+
+
+SHARED = list(range(100, 164))  # a 64-token system prompt
+
+
+def test_waits_for_a_running_prefill_of_the_same_system_prompt() -> None:
+    prompt = [*SHARED, 1, 2]
+    assert awaits_shared_prefill(prompt, 0, [([*SHARED, 7], 0)])
+    # Still waiting while the shared part is only half evaluated ...
+    assert awaits_shared_prefill(prompt, 0, [([*SHARED, 7], 32)])
+    # ... and admitted once it is all in the cache, to copy it.
+    assert not awaits_shared_prefill(prompt, 0, [([*SHARED, 7], 64)])
+
+
+def test_an_identical_prompt_waits_for_all_but_its_last_token() -> None:
+    prompt = [*SHARED, 5]
+    assert awaits_shared_prefill(prompt, 0, [(prompt, len(prompt) - 2)])
+    assert not awaits_shared_prefill(prompt, 0, [(prompt, len(prompt) - 1)])
+
+
+def test_small_or_already_cached_overlaps_do_not_wait() -> None:
+    # Only a chat template's opening in common: not worth a step of delay.
+    assert not awaits_shared_prefill([1, 2, 3, 4, 9, 9], 0, [([1, 2, 3, 4, 8, 8], 0)])
+    # The cache already offers all but a few of the shared tokens.
+    assert not awaits_shared_prefill([*SHARED, 1], 60, [([*SHARED, 2], 0)])
+    assert awaits_shared_prefill([*SHARED, 1], 60, [([*SHARED, 2], 0)], min_gain=4)
+    # Nothing is being prefilled.
+    assert not awaits_shared_prefill([*SHARED, 1], 0, [])
+
+
+def test_any_of_several_prefills_can_hold_a_prompt() -> None:
+    other = list(range(500, 564))
+    prefilling = [([*other, 1], 0), ([*SHARED, 2], 10)]
+    assert awaits_shared_prefill([*SHARED, 3], 0, prefilling)
+    assert not awaits_shared_prefill([9, *SHARED], 0, prefilling)
