@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,8 @@ if str(REPO) not in sys.path:
 from tests.support.server import free_port, stop_process  # noqa: E402
 
 READY_TIMEOUT_S = 120.0
+# The llama-cpp-python release whose vendored llama.cpp hack/llama-server.sh builds.
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 
 Messages = Sequence[Mapping[str, str]]
 
@@ -213,20 +217,20 @@ def read_counter(metrics_url: str, name: str) -> float:
     raise KeyError(f"metric {name} not exposed at {metrics_url}")
 
 
-def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
+def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_path: Path, name: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(
-                    f"llama_cpp.server exited with {process.returncode}:\n"
+                    f"{name} exited with {process.returncode}:\n"
                     + log_path.read_text(errors="replace")[-4000:]
                 )
             with contextlib.suppress(httpx.TransportError):
                 if client.get(f"{base_url}/models").status_code == 200:
                     return
             time.sleep(0.2)
-    raise TimeoutError(f"llama_cpp.server not ready after {READY_TIMEOUT_S}s")
+    raise TimeoutError(f"{name} not ready after {READY_TIMEOUT_S}s")
 
 
 @contextlib.contextmanager
@@ -282,7 +286,72 @@ def llama_cpp_server(
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         base_url = f"http://127.0.0.1:{port}/v1"
-        _wait_ready(process, base_url, log_path)
+        _wait_ready(process, base_url, log_path, "llama_cpp.server")
+        yield base_url
+    finally:
+        stop_process(process)
+
+
+def default_llama_server() -> Path | None:
+    """The llama-server that hack/llama-server.sh builds, if it has been built."""
+    machine = platform.machine()
+    cache = Path(os.environ.get("SENTIRIC_CACHE", Path.home() / ".cache" / "sentiric-llm"))
+    binary = cache / f"llama-server-{LLAMA_CPP_PYTHON_VERSION}-{machine}" / "llama-server"
+    return binary if binary.is_file() and os.access(binary, os.X_OK) else None
+
+
+@contextlib.contextmanager
+def llama_server(
+    binary: Path,
+    model_path: Path,
+    *,
+    parallel: int,
+    context_size: int,
+    threads: int,
+    batch_size: int,
+    alias: str,
+) -> Iterator[str]:
+    """Run llama.cpp's own C++ server on a free 127.0.0.1 port; yields its /v1 base URL.
+
+    Shaped like ours: `parallel` slots over one unified KV cache of context_size cells per
+    slot, continuous batching, the same threads, batch size and flash-attention setting.
+    Everything else (its RAM prompt cache included) stays at llama.cpp's defaults, as a user
+    would run it. Stopped by pid on exit, even when the body fails.
+    """
+    port = free_port()
+    log_path = Path(tempfile.mkdtemp(prefix="llama-server-")) / "server.log"
+    command = [
+        str(binary),
+        "--model",
+        str(model_path),
+        "--alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--parallel",
+        str(parallel),
+        "--kv-unified",
+        "--ctx-size",
+        str(context_size * parallel),
+        "--batch-size",
+        str(batch_size),
+        "--threads",
+        str(threads),
+        "--threads-batch",
+        str(threads),
+        "--n-gpu-layers",
+        "999",  # all layers, where there is a GPU to offload to (as gpuLayers -1 in ours)
+        "--flash-attn",
+        "auto",
+        "--no-webui",
+    ]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        base_url = f"http://127.0.0.1:{port}/v1"
+        _wait_ready(process, base_url, log_path, "llama-server")
         yield base_url
     finally:
         stop_process(process)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-SYSTEMS = ("ceiling", "sentiric", "llama_cpp")
+# Servers compared with ours; llama_server (llama.cpp's C++ server) only when it was built.
+OTHERS = ("llama_cpp", "llama_server")
 # Targets from issue 2.
 TARGET_TPS_RATIO = 0.85
 TARGET_TTFT_RATIO = 0.05
@@ -66,6 +67,8 @@ def summarise(
     figures: dict[int, dict[str, list[dict[str, float]]]],
     prefix_rounds: list[dict[str, float]],
     meta: dict[str, Any],
+    *,
+    burst: dict[str, list[dict[str, float]]] | None = None,
 ) -> dict[str, Any]:
     """Medians per N and system, and the ratios against the issue's targets.
 
@@ -97,10 +100,12 @@ def summarise(
             for ours, ceiling in zip(systems["sentiric"], systems["ceiling"], strict=True)
         ]
         per_n[str(n)]["sentiric_ttft_floor_s"] = statistics.median(floors)
-        pairs = zip(systems["llama_cpp"], systems["ceiling"], strict=True)
-        per_n[str(n)]["llama_cpp_over_ceiling"] = statistics.median(
-            theirs["tokens_per_s"] / ceiling["tokens_per_s"] for theirs, ceiling in pairs
-        )
+        for other in OTHERS:
+            if other in systems:
+                pairs = zip(systems[other], systems["ceiling"], strict=True)
+                per_n[str(n)][f"{other}_over_ceiling"] = statistics.median(
+                    theirs["tokens_per_s"] / ceiling["tokens_per_s"] for theirs, ceiling in pairs
+                )
     top = max(figures)
     ours_top, theirs_top = figures[top]["sentiric"], figures[top]["llama_cpp"]
     ttft_ratio = statistics.median(
@@ -118,6 +123,19 @@ def summarise(
             "met": ttft_ratio <= TARGET_TTFT_RATIO,
         },
     }
+    if "llama_server" in figures[top]:
+        # For reference (no target): ours against llama.cpp's own C++ server.
+        reference = list(zip(ours_top, figures[top]["llama_server"], strict=True))
+        targets[f"reference_ttft_p95_over_llama_server_at_{top}"] = {
+            "value": statistics.median(o["ttft_p95_s"] / t["ttft_p95_s"] for o, t in reference),
+            "target": "-",
+            "met": None,
+        }
+        targets[f"reference_tokens_per_s_over_llama_server_at_{top}"] = {
+            "value": statistics.median(o["tokens_per_s"] / t["tokens_per_s"] for o, t in reference),
+            "target": "-",
+            "met": None,
+        }
     prefix: dict[str, Any] | None = None
     if prefix_rounds:
         prefix = {key: median_of(prefix_rounds, key) for key in prefix_rounds[0]}
@@ -126,12 +144,18 @@ def summarise(
             "target": f"<= {TARGET_HIT_MISS:.3f}",
             "met": prefix["hit_over_miss"] <= TARGET_HIT_MISS,
         }
+    bursts = {
+        system: {key: median_of(rounds, key) for key in rounds[0]}
+        for system, rounds in (burst or {}).items()
+        if rounds
+    }
     return {
         **meta,
         "per_n": per_n,
         "prefix": prefix,
+        "burst": bursts,
         "targets": targets,
-        "raw": {"per_n": figures, "prefix": prefix_rounds},
+        "raw": {"per_n": figures, "prefix": prefix_rounds, "burst": burst or {}},
     }
 
 
@@ -148,6 +172,7 @@ def print_report(summary: dict[str, Any]) -> None:
     print(
         f"\n{summary['model']}, {summary['threads']} threads on {summary['cpus']} CPUs, "
         f"{summary['tokens_per_stream']} tokens/stream at temperature {summary['temperature']}, "
+        f"{summary['workload']} messages, "
         f"medians of {summary['rounds']} rounds (ceilings: best of {summary['ceiling_reps']} per round), "
         f"{summary['date']}\n"
         f"load average (1 min) at each round start and at the end: {loads}"
@@ -157,11 +182,13 @@ def print_report(summary: dict[str, Any]) -> None:
             f"\nN={n:<3} {'tok/s':>9} {'TTFT p50':>10} {'TTFT p95':>10} {'full':>6} "
             f"{'prompt':>7} {'cached':>7} {'decode tok/s':>13}"
         )
-        for system in SYSTEMS:
+        for system in ("ceiling", "sentiric", *OTHERS):
+            if system not in figures:
+                continue
             f = figures[system]
             full = "-" if f["full_streams"] is None else f"{f['full_streams']:.0f}/{n}"
             print(
-                f"  {system:9} {f['tokens_per_s']:7.1f} {_ms(f['ttft_p50_s'])} ms"
+                f"  {system:12} {f['tokens_per_s']:7.1f} {_ms(f['ttft_p50_s'])} ms"
                 f"{_ms(f['ttft_p95_s'])} ms {full:>5} {_num(f['prompt_tokens'], 7)} "
                 f"{_num(f['cached_tokens'], 7)} {_num(f['decode_tokens_per_s'], 13, 1)}"
             )
@@ -174,8 +201,13 @@ def print_report(summary: dict[str, Any]) -> None:
         print(
             f"  ratio to ceiling: sentiric {figures['sentiric_over_ceiling']:.3f}"
             + (f" (decode phase {decode:.3f})" if decode is not None else "")
-            + f", llama_cpp {figures['llama_cpp_over_ceiling']:.3f}; sentiric against the "
-            f"run's best ceiling {figures['sentiric_over_best_ceiling']:.3f}"
+            + "".join(
+                f", {other} {figures[f'{other}_over_ceiling']:.3f}"
+                for other in OTHERS
+                if f"{other}_over_ceiling" in figures
+            )
+            + f"; sentiric against the run's best ceiling "
+            f"{figures['sentiric_over_best_ceiling']:.3f}"
         )
     prefix = summary["prefix"]
     if prefix:
@@ -186,7 +218,18 @@ def print_report(summary: dict[str, Any]) -> None:
             f"(metric +{prefix['hit_prefix_cache_tokens_metric']:.0f}), miss "
             f"{prefix['miss_cached_tokens']:.0f}"
         )
+    for system, b in summary["burst"].items():
+        cached = (
+            f", {b['cached_tokens']:.0f} of {b['prompt_tokens']:.0f} prompt tokens cached"
+            if b.get("cached_tokens") is not None
+            else ""
+        )
+        print(
+            f"burst of {b['streams']:.0f} sharing a new {b['system_tokens']:.0f}-token system "
+            f"prompt, {system:12}: TTFT p50 {b['ttft_p50_s'] * 1000:6.0f} ms, p95 "
+            f"{b['ttft_p95_s'] * 1000:6.0f} ms{cached}"
+        )
     print("\ntargets (medians of per-round ratios):")
     for name, target in summary["targets"].items():
-        verdict = "met" if target["met"] else "NOT met"
-        print(f"  {name:36} {target['value']:7.3f}  target {target['target']:8}  {verdict}")
+        verdict = {True: "met", False: "NOT met", None: "(reference)"}[target["met"]]
+        print(f"  {name:48} {target['value']:7.3f}  target {target['target']:8}  {verdict}")

@@ -1,4 +1,4 @@
-"""End-to-end server benchmark: our HTTP server vs the engine ceiling vs llama_cpp.server.
+"""End-to-end server benchmark: our HTTP server vs the engine ceiling vs llama.cpp's servers.
 
 Workload (issue 2): SmolLM2-135M-Instruct, N concurrent streaming chat clients (N = 1, 4, 8),
 each sending a short user message (~30 tokens) and asking for 64 tokens at temperature 0.8.
@@ -7,6 +7,8 @@ request sent to the last stream finished) and TTFT p50/p95 (first content delta)
   ceiling     bench/ceiling.py's bare batched llama_decode loop (same model, threads, N)
   sentiric    `sentiric-llm serve` (parallel = max N), streaming over /v1/chat/completions
   llama_cpp   `python -m llama_cpp.server` (interrupt_requests off), same client code
+  llama_server  llama.cpp's C++ server, same shape as ours (N slots, unified KV), when
+              hack/llama-server.sh has built it (or --llama-server PATH); for reference
 interleaved round by round in a rotating order, so background load hits all three alike.
 Beside the ceiling, bench/_prefill.py times a bare prefill of N prompts: our uncached prompt
 tokens over that rate are our TTFT floor. Then a prefix test on our server: a ~1,000-token shared system prompt, TTFT on a miss vs a
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -40,7 +43,7 @@ sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 import _load  # noqa: E402
 from _load import Messages, Sampling, Wave  # noqa: E402
 from _prefill import measure_prefill  # noqa: E402
-from _report import SYSTEMS, describe, print_report, summarise  # noqa: E402
+from _report import describe, print_report, summarise  # noqa: E402
 from ceiling import measure_ceiling  # noqa: E402
 
 from tests.support.server import running_server  # noqa: E402
@@ -68,12 +71,16 @@ SUBJECTS = (
 )
 
 
-def user_message(round_: int, n: int, index: int) -> str:
+def user_message(round_: int, n: int, index: int, *, shared: bool = False) -> str:
     """A ~30-token request for a long story, unique to its round, wave size and stream.
 
     The unique label comes first, so two messages share no prefix beyond the chat template's
-    (what independent users of one profile share); both servers get the same messages.
+    (what independent users of one profile share); every server gets the same messages.
+    With `shared`, all streams of a wave send one message (still new to the round and N),
+    the workload of a load tool that repeats one prompt.
     """
+    if shared:
+        index = 0
     subject = SUBJECTS[(round_ * 5 + n + index) % len(SUBJECTS)]
     return (
         f"Story {round_ + 1}.{n}.{index + 1}: write a long and detailed story about {subject}, "
@@ -107,15 +114,21 @@ class Bench:
         self.model_path = model_path
         self.threads = threads
         self.sampling = Sampling(temperature=args.temperature)
+        self.systems = ("ceiling", "sentiric", "llama_cpp") + (
+            ("llama_server",) if args.llama_server else ()
+        )
         self.figures: dict[int, dict[str, list[dict[str, float]]]] = {
-            n: {system: [] for system in SYSTEMS} for n in args.seqs
+            n: {system: [] for system in self.systems} for n in args.seqs
         }
         self.prefix: list[dict[str, float]] = []
+        # system -> one dict per round: a burst of streams opening with one new system prompt.
+        self.burst: dict[str, list[dict[str, float]]] = {}
         self.loads: list[float] = []
 
     async def server_wave(self, client: AsyncOpenAI, model: str, n: int, round_: int) -> Wave:
         conversations: list[Messages] = [
-            [{"role": "user", "content": user_message(round_, n, i)}] for i in range(n)
+            [{"role": "user", "content": user_message(round_, n, i, shared=self.args.shared)}]
+            for i in range(n)
         ]
         async with asyncio.timeout(self.args.wave_timeout):
             return await _load.run_wave(
@@ -210,54 +223,113 @@ class Bench:
             f"{hit.ttft * 1000:6.0f} ms (cached {hit.cached_tokens}, metric +{reused:.0f})"
         )
 
+    async def burst_round(self, system: str, client: AsyncOpenAI, model: str) -> None:
+        """N streams at once, all opening with one ~1,000-token system prompt nobody cached.
+
+        What a phone assistant sees when a wave of calls starts: the shared prompt should be
+        evaluated once, not once per stream. Each server gets its own new system prompt.
+        """
+        n = max(self.args.seqs)
+        tag = f"burst-{system}-{os.getpid()}-{time.time_ns()}"
+        prompt, tokens = await asyncio.to_thread(system_prompt, self.model_path, tag, PREFIX_TOKENS)
+        conversations: list[Messages] = [
+            [
+                {"role": "system", "content": prompt},
+                {"role": "user", "content": f"Caller {i + 1}: what does rule {i + 2} say?"},
+            ]
+            for i in range(n)
+        ]
+        async with asyncio.timeout(self.args.wave_timeout):
+            wave = await _load.run_wave(
+                client, model, conversations, max_tokens=8, sampling=self.sampling
+            )
+        figures = {
+            "streams": float(n),
+            "system_tokens": float(tokens),
+            "ttft_p50_s": wave.ttft(50),
+            "ttft_p95_s": wave.ttft(95),
+        }
+        if wave.prompt_tokens is not None and wave.cached_tokens is not None:
+            figures["prompt_tokens"] = float(wave.prompt_tokens)
+            figures["cached_tokens"] = float(wave.cached_tokens)
+        self.burst.setdefault(system, []).append(figures)
+        cached = f", {wave.cached_tokens} of {wave.prompt_tokens} prompt tokens cached"
+        log(
+            f"  burst of {n} ({tokens}-token system prompt) {system:12} TTFT p50 "
+            f"{figures['ttft_p50_s'] * 1000:6.0f} ms  p95 {figures['ttft_p95_s'] * 1000:6.0f} ms"
+            + (cached if "cached_tokens" in figures else "")
+        )
+
     async def run(self) -> None:
         args = self.args
         parallel = max(args.seqs)
-        log(f"starting sentiric-llm serve (parallel {parallel}) and llama_cpp.server ...")
-        with (
-            running_server(
-                self.model_path,
-                parallel=parallel,
-                context_size=CONTEXT_SIZE,
-                extra_config={
-                    "engine": {
-                        "threads": self.threads,
-                        "gpuLayers": -1,
-                        "batchSize": BATCH_SIZE,
-                        "flashAttention": "auto",
-                    }
-                },
-            ) as ours,
-            _load.llama_cpp_server(
-                self.model_path,
-                context_size=CONTEXT_SIZE,
-                threads=self.threads,
-                batch_size=BATCH_SIZE,
-                alias=self.model_path.stem,
-            ) as theirs_url,
-        ):
-            async with (
-                _load.openai_client(ours.openai_base_url, args.request_timeout) as ours_client,
-                _load.openai_client(theirs_url, args.request_timeout) as theirs_client,
-            ):
-                clients = {
-                    "sentiric": (ours_client, await _load.model_id(ours_client)),
-                    "llama_cpp": (theirs_client, await _load.model_id(theirs_client)),
-                }
+        log(
+            f"starting sentiric-llm serve (parallel {parallel}) and {', '.join(self.systems[2:])} ..."
+        )
+        with contextlib.ExitStack() as servers:
+            ours = servers.enter_context(
+                running_server(
+                    self.model_path,
+                    parallel=parallel,
+                    context_size=CONTEXT_SIZE,
+                    extra_config={
+                        "engine": {
+                            "threads": self.threads,
+                            "gpuLayers": -1,
+                            "batchSize": BATCH_SIZE,
+                            "flashAttention": "auto",
+                        }
+                    },
+                )
+            )
+            urls = {
+                "sentiric": ours.openai_base_url,
+                "llama_cpp": servers.enter_context(
+                    _load.llama_cpp_server(
+                        self.model_path,
+                        context_size=CONTEXT_SIZE,
+                        threads=self.threads,
+                        batch_size=BATCH_SIZE,
+                        alias=self.model_path.stem,
+                    )
+                ),
+            }
+            if args.llama_server:
+                urls["llama_server"] = servers.enter_context(
+                    _load.llama_server(
+                        args.llama_server,
+                        self.model_path,
+                        parallel=parallel,
+                        context_size=CONTEXT_SIZE,
+                        threads=self.threads,
+                        batch_size=BATCH_SIZE,
+                        alias=self.model_path.stem,
+                    )
+                )
+            async with contextlib.AsyncExitStack() as stack:
+                clients: dict[str, tuple[AsyncOpenAI, str]] = {}
+                for system, url in urls.items():
+                    client = await stack.enter_async_context(
+                        _load.openai_client(url, args.request_timeout)
+                    )
+                    clients[system] = (client, await _load.model_id(client))
                 await self.warm_up(clients)
+                systems = self.systems
                 for round_ in range(args.rounds):
                     self.loads.append(os.getloadavg()[0])
                     log(f"round {round_ + 1}/{args.rounds} (load average {self.loads[-1]:.2f})")
                     for k, n in enumerate(args.seqs):
-                        shift = (round_ + k) % len(SYSTEMS)
-                        for system in SYSTEMS[shift:] + SYSTEMS[:shift]:
+                        shift = (round_ + k) % len(systems)
+                        for system in systems[shift:] + systems[:shift]:
                             result = await self.measure(system, n, round_, clients)
                             self.figures[n][system].append(result)
-                            log(f"  N={n} {system:9} {describe(result, args.tokens)}")
+                            log(f"  N={n} {system:12} {describe(result, args.tokens)}")
                     if not args.no_prefix:
                         await self.prefix_round(
-                            ours_client, clients["sentiric"][1], ours.metrics_url
+                            clients["sentiric"][0], clients["sentiric"][1], ours.metrics_url
                         )
+                        for system, (client, model) in clients.items():
+                            await self.burst_round(system, client, model)
                 self.loads.append(os.getloadavg()[0])
 
     async def warm_up(self, clients: dict[str, tuple[AsyncOpenAI, str]]) -> None:
@@ -293,7 +365,19 @@ def main() -> int:
     parser.add_argument(
         "--ceiling-reps", type=int, default=3, help="ceiling runs per round; the best counts"
     )
-    parser.add_argument("--no-prefix", action="store_true", help="skip the prefix test")
+    parser.add_argument("--no-prefix", action="store_true", help="skip the prefix and burst tests")
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="all streams of a wave send one message (default: a different one each)",
+    )
+    parser.add_argument(
+        "--llama-server",
+        type=Path,
+        default=_load.default_llama_server(),
+        help="llama.cpp's C++ server binary (default: hack/llama-server.sh's, if built)",
+    )
+    parser.add_argument("--no-llama-server", action="store_true", help="leave the C++ server out")
     # llama_cpp.server answers one request at a time, so the last of N waits for all others.
     parser.add_argument("--request-timeout", type=float, default=300.0, help="seconds")
     parser.add_argument("--wave-timeout", type=float, default=600.0, help="seconds")
@@ -301,6 +385,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.rounds = 1
+    if args.no_llama_server:
+        args.llama_server = None
     if min(args.rounds, args.ceiling_reps, *args.seqs, args.tokens) < 1:
         parser.error("--rounds, --ceiling-reps, --seqs and --tokens must be positive")
     # llama.cpp's load-time warnings from the in-process ceiling would bury the figures.
@@ -320,12 +406,13 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "tokens_per_stream": args.tokens,
         "temperature": args.temperature,
+        "workload": "shared" if args.shared else "unique",
         "rounds": args.rounds,
         "ceiling_reps": args.ceiling_reps,
         "load_average_per_round": bench.loads,
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
-    summary = summarise(bench.figures, bench.prefix, meta)
+    summary = summarise(bench.figures, bench.prefix, meta, burst=bench.burst)
     print_report(summary)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
