@@ -67,9 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     registry = kopf.OperatorRegistry()
     register(registry, Context(settings=settings, api=api, metrics=metrics))
     log.info(
-        "starting: namespaces=%s image=%s metrics port=%s",
+        "starting: namespaces=%s image=%s cuda image=%s metrics port=%s",
         ",".join(settings.namespaces) or "<cluster-wide>",
         settings.inference_image,
+        settings.inference_image_cuda,
         port,
     )
     try:

@@ -107,7 +107,10 @@ def apply_children(
     api: KubeApi, profile: Profile, settings: OperatorSettings, previous: Mapping[str, Any]
 ) -> Monitoring:
     """Server-side apply every child; the ServiceMonitor only when asked for and possible."""
-    for manifest in builders.children(profile, default_image=settings.inference_image):
+    images = builders.InferenceImages(
+        cpu=settings.inference_image, cuda=settings.inference_image_cuda
+    )
+    for manifest in builders.children(profile, images=images):
         api.apply(manifest)
     if profile.spec.monitoring.service_monitor.enabled:
         if not api.servicemonitor_crd_installed():

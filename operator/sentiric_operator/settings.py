@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_IMAGE = "ghcr.io/sentiric/sentiric-llm-inference:0.1.0"
+# inference/Dockerfile.cuda, pushed to the same repository with the tag suffixed "-cuda"
+# (docs/kubernetes.md, "Build and push the images").
+DEFAULT_CUDA_IMAGE = f"{DEFAULT_IMAGE}-cuda"
 
 
 def _float(env: Mapping[str, str], key: str, default: float, minimum: float) -> float:
@@ -35,8 +38,10 @@ def _int(env: Mapping[str, str], key: str, default: int, minimum: int, maximum: 
 class OperatorSettings:
     """Everything configurable about the operator process."""
 
-    # Image of the inference pods when a profile does not name one.
+    # Image of the inference pods when a profile names none and asks for no GPU.
     inference_image: str = DEFAULT_IMAGE
+    # The same when the profile asks for a GPU (resources.gpu > 0): llama.cpp built with CUDA.
+    inference_image_cuda: str = DEFAULT_CUDA_IMAGE
     # Empty: watch every namespace (cluster-wide).
     namespaces: tuple[str, ...] = ()
     # How often status is recomputed from the indexed children (in memory, no API call
@@ -65,6 +70,8 @@ class OperatorSettings:
             raise ValueError(f"SENTIRIC_LOG_FORMAT must be text or json, got {log_format!r}")
         return cls(
             inference_image=env.get("SENTIRIC_INFERENCE_IMAGE", "").strip() or DEFAULT_IMAGE,
+            inference_image_cuda=env.get("SENTIRIC_INFERENCE_IMAGE_CUDA", "").strip()
+            or DEFAULT_CUDA_IMAGE,
             namespaces=namespaces,
             status_interval_s=_float(env, "SENTIRIC_STATUS_INTERVAL", 5.0, 0.5),
             resync_interval_s=_float(env, "SENTIRIC_RESYNC_INTERVAL", 60.0, 1.0),

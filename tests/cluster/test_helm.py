@@ -304,7 +304,8 @@ def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -
     # NOTES.txt tells the user what to do next (only `helm install` renders it).
     notes = installed.split("NOTES:", 1)[1]
     assert f"kubectl -n {ns} rollout status deployment/{FULLNAME}" in notes
-    assert "registry.test/sentiric-llm-inference:1.0.0" in notes
+    assert "inference image registry.test/sentiric-llm-inference:1.0.0," in notes
+    assert "or registry.test/sentiric-llm-inference:1.0.0-cuda for profiles with" in notes
     for step in ("kubectl apply -n", "kubectl get llmp", "sentiric-llm generate --target"):
         assert step in notes, step
     # The CRD (from the chart's crds/) and the operator's objects.
@@ -339,7 +340,9 @@ def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -
         )
         deployment = release.get("deployment", PROFILE_NAME, apps)
         serve = deployment["spec"]["template"]["spec"]["containers"][0]
-        assert serve["image"] == "registry.test/sentiric-llm-inference:1.0.0"
+        # The profile asks for a GPU and names no image: the chart's CUDA default, derived
+        # from inferenceImage (same repository, tag + "-cuda").
+        assert serve["image"] == "registry.test/sentiric-llm-inference:1.0.0-cuda"
         for kind, name in (
             ("service", PROFILE_NAME),
             ("service", f"{PROFILE_NAME}-headless"),
@@ -369,6 +372,7 @@ def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -
     env = release.operator_env()
     assert env["SENTIRIC_WATCH_NAMESPACES"] == apps
     assert env["SENTIRIC_INFERENCE_IMAGE"] == "registry.test/sentiric-llm-inference:1.1.0"
+    assert env["SENTIRIC_INFERENCE_IMAGE_CUDA"] == "registry.test/sentiric-llm-inference:1.1.0-cuda"
     upgraded = release.get("deployment", FULLNAME)["spec"]["template"]["metadata"]
     assert upgraded["annotations"]["checksum/config"] != first_checksum
     rules = release.get("clusterrole", FULLNAME)["rules"]
@@ -382,7 +386,10 @@ def test_install_operate_upgrade_uninstall(cluster: Cluster, release: Release) -
 
         def rolled_out() -> bool:
             spec = release.get("deployment", PROFILE_NAME, apps)["spec"]["template"]["spec"]
-            return bool(spec["containers"][0]["image"].endswith(":1.1.0")) and release.ready()
+            images = {c["image"] for c in (*spec["initContainers"], *spec["containers"])}
+            # The upgrade moved inferenceImage.tag; the CUDA default of this GPU profile follows.
+            cuda = "registry.test/sentiric-llm-inference:1.1.0-cuda"
+            return images == {cuda} and release.ready()
 
         cluster.wait_for(
             rolled_out,

@@ -92,6 +92,20 @@ app.kubernetes.io/component: operator
 {{- end }}
 
 {{/*
+The CUDA build for GPU profiles. Empty fields follow inferenceImage the way the images are
+published (docs/kubernetes.md): same repository, tag suffixed "-cuda"; so pointing
+inferenceImage at a private registry moves both images. A digest is never inherited.
+*/}}
+{{- define "sentiric-llm.inferenceImageCuda" -}}
+{{- $cpu := .Values.inferenceImage }}
+{{- /* default dict: an upgrade with --reuse-values from a chart without this block. */}}
+{{- $cuda := .Values.inferenceImageCuda | default dict }}
+{{- $image := dict "repository" (default $cpu.repository $cuda.repository) "tag" $cuda.tag "digest" $cuda.digest }}
+{{- $tag := printf "%s-cuda" (default .Chart.AppVersion $cpu.tag) }}
+{{- include "sentiric-llm.imageRef" (dict "image" $image "appVersion" $tag) }}
+{{- end }}
+
+{{/*
 Namespaced rules, read off operator/sentiric_operator/{kubeapi,handlers}.py and kopf itself.
 Rendered into the ClusterRole (cluster-wide) or into one Role per watched namespace; the
 helm end-to-end test runs the operator under exactly these rules.

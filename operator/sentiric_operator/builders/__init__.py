@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sentiric_operator.builders.configmap import configmap, engine_config
-from sentiric_operator.builders.deployment import deployment
+from sentiric_operator.builders.deployment import InferenceImages, deployment
 from sentiric_operator.builders.labels import selector_string, standard_labels
 from sentiric_operator.builders.pvc import pvc
 from sentiric_operator.builders.service import endpoints, headless_service, service
@@ -13,6 +13,7 @@ from sentiric_operator.builders.servicemonitor import servicemonitor
 from sentiric_operator.specs import Profile
 
 __all__ = [
+    "InferenceImages",
     "children",
     "configmap",
     "deployment",
@@ -27,7 +28,7 @@ __all__ = [
 ]
 
 
-def children(profile: Profile, *, default_image: str) -> list[dict[str, Any]]:
+def children(profile: Profile, *, images: InferenceImages) -> list[dict[str, Any]]:
     """Every always-present child in apply order: config and storage before the pods using them.
 
     The ServiceMonitor is not included: it depends on the cluster having its CRD.
@@ -37,5 +38,5 @@ def children(profile: Profile, *, default_image: str) -> list[dict[str, Any]]:
         pvc(profile),
         service(profile),
         headless_service(profile),
-        deployment(profile, default_image=default_image),
+        deployment(profile, images=images),
     ]

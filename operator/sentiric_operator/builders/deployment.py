@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sentiric_inference.config import GRPC_PORT, HTTP_PORT
@@ -35,6 +36,21 @@ RUN_AS = 10001
 # (90 x 10 s) before liveness takes over, so loading is never mistaken for a hang.
 STARTUP_PERIOD_S = 10
 STARTUP_FAILURES = 90
+
+
+@dataclass(frozen=True)
+class InferenceImages:
+    """The operator's default inference images; a profile's own spec.image wins over both."""
+
+    cpu: str
+    cuda: str
+
+    def for_spec(self, spec: ProfileSpec) -> str:
+        if spec.image:
+            return spec.image
+        # The CPU build would start on a GPU node and quietly decode on the CPU, so a profile
+        # that asks for a GPU gets the llama.cpp build that can use it.
+        return self.cuda if spec.resources.gpu > 0 else self.cpu
 
 
 def _container_security() -> dict[str, Any]:
@@ -211,8 +227,8 @@ def pod_spec(profile: Profile, image: str) -> dict[str, Any]:
     return pod
 
 
-def deployment(profile: Profile, *, default_image: str) -> dict[str, Any]:
-    image = profile.spec.image or default_image
+def deployment(profile: Profile, *, images: InferenceImages) -> dict[str, Any]:
+    image = images.for_spec(profile.spec)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

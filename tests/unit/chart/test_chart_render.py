@@ -118,6 +118,8 @@ def test_operator_environment_follows_the_values(helm: Helm) -> None:
     )
     assert env["SENTIRIC_WATCH_NAMESPACES"] == "team-a,team-b"
     assert env["SENTIRIC_INFERENCE_IMAGE"] == "registry.example/llm:1.2.3"
+    # The CUDA image follows the CPU one as the images are published: same repository, "-cuda".
+    assert env["SENTIRIC_INFERENCE_IMAGE_CUDA"] == "registry.example/llm:1.2.3-cuda"
     assert env["SENTIRIC_LOG_FORMAT"] == "text"
     assert env["SENTIRIC_WORKERS"] == "4"
     assert env["SENTIRIC_RESYNC_INTERVAL"] == "30"
@@ -134,9 +136,45 @@ def test_images_default_to_the_app_version_and_a_digest_pins_them(helm: Helm) ->
     assert _env(objects)["SENTIRIC_INFERENCE_IMAGE"] == (
         f"ghcr.io/sentiric/sentiric-llm-inference:{chart['appVersion']}"
     )
+    assert _env(objects)["SENTIRIC_INFERENCE_IMAGE_CUDA"] == (
+        f"ghcr.io/sentiric/sentiric-llm-inference:{chart['appVersion']}-cuda"
+    )
     digest = "sha256:" + "a" * 64
     objects = helm.template("--set", f"image.digest={digest}", "--set", "image.tag=ignored")
     assert _container(objects)["image"] == f"ghcr.io/sentiric/sentiric-llm-operator@{digest}"
+
+
+def test_cuda_image_can_be_set_apart_from_the_cpu_image(helm: Helm) -> None:
+    digest = "sha256:" + "b" * 64
+    env = _env(
+        helm.template(
+            "--set",
+            "inferenceImage.repository=registry.example/llm",
+            "--set",
+            f"inferenceImage.digest={digest}",
+            "--set",
+            "inferenceImageCuda.repository=gpu.example/llm-cuda",
+            "--set",
+            "inferenceImageCuda.tag=2.0-cu126",
+        )
+    )
+    assert env["SENTIRIC_INFERENCE_IMAGE"] == f"registry.example/llm@{digest}"
+    # The CPU digest is not inherited: the CUDA build is another image.
+    assert env["SENTIRIC_INFERENCE_IMAGE_CUDA"] == "gpu.example/llm-cuda:2.0-cu126"
+    # Only a digest: the CPU repository, pinned; the digest wins over any tag.
+    env = _env(
+        helm.template(
+            "--set",
+            "inferenceImage.repository=registry.example/llm",
+            "--set",
+            f"inferenceImageCuda.digest={digest}",
+            "--set",
+            "inferenceImageCuda.tag=ignored",
+        )
+    )
+    assert env["SENTIRIC_INFERENCE_IMAGE_CUDA"] == f"registry.example/llm@{digest}"
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert env["SENTIRIC_INFERENCE_IMAGE"] == f"registry.example/llm:{app_version}"
 
 
 def test_config_checksum_changes_with_the_operator_settings_only(helm: Helm) -> None:
@@ -149,6 +187,7 @@ def test_config_checksum_changes_with_the_operator_settings_only(helm: Helm) -> 
     assert len(base) == 64
     assert checksum() == base
     assert checksum("--set", "inferenceImage.tag=9.9.9") != base
+    assert checksum("--set", "inferenceImageCuda.tag=9.9.9-cuda") != base
     assert checksum("--set", "watchNamespaces={a}") != base
     # Not part of the config: the pod restarts for its own template change anyway.
     assert checksum("--set", "resources.limits.memory=1Gi") == base

@@ -13,10 +13,12 @@ from sentiric_operator.builders.configmap import CHECKSUM_ANNOTATION, engine_con
 from sentiric_operator.builders.labels import MANAGED_BY, selector_labels
 
 IMAGE = "registry.example/sentiric-llm-inference:1.2.3"
+CUDA_IMAGE = "registry.example/sentiric-llm-inference:1.2.3-cuda"
+IMAGES = builders.InferenceImages(cpu=IMAGE, cuda=CUDA_IMAGE)
 
 
 def _deployment(override: dict[str, Any] | None = None) -> dict[str, Any]:
-    return builders.deployment(profile(override), default_image=IMAGE)
+    return builders.deployment(profile(override), images=IMAGES)
 
 
 def _pod(override: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -32,7 +34,7 @@ def _container(pod: dict[str, Any], name: str, init: bool = False) -> dict[str, 
 
 def test_every_child_carries_standard_labels_and_a_controller_owner() -> None:
     p = profile()
-    children = [*builders.children(p, default_image=IMAGE), builders.servicemonitor(p)]
+    children = [*builders.children(p, images=IMAGES), builders.servicemonitor(p)]
     assert [c["kind"] for c in children] == [
         "ConfigMap",
         "PersistentVolumeClaim",
@@ -216,6 +218,38 @@ def test_gpu_request(gpu: int, limit: str | None, strategy: dict[str, int]) -> N
     assert d["spec"]["strategy"]["rollingUpdate"] == strategy
     # The download needs no GPU: only the serving container asks for one.
     assert "nvidia.com/gpu" not in str(_container(pod, "download", init=True)["resources"])
+
+
+@pytest.mark.parametrize(
+    ("gpu", "own_image", "expected"),
+    [
+        (0, None, IMAGE),
+        (1, None, CUDA_IMAGE),
+        (2, None, CUDA_IMAGE),
+        (0, "mine:1", "mine:1"),
+        (1, "mine:1", "mine:1"),
+    ],
+)
+def test_image_is_the_profiles_own_else_the_default_for_its_hardware(
+    gpu: int, own_image: str | None, expected: str
+) -> None:
+    override: dict[str, Any] = {"resources": {"gpu": gpu}}
+    if own_image is not None:
+        override["image"] = own_image
+    pod = _pod(override)
+    # The download runs the same image, so both containers come from one pull.
+    assert _container(pod, "download", init=True)["image"] == expected
+    assert _container(pod, "inference")["image"] == expected
+
+
+def test_children_pass_the_images_on_to_the_deployment() -> None:
+    (deployment,) = [
+        c
+        for c in builders.children(profile({"resources": {"gpu": 1}}), images=IMAGES)
+        if c["kind"] == "Deployment"
+    ]
+    pod = deployment["spec"]["template"]["spec"]
+    assert {c["image"] for c in (*pod["initContainers"], *pod["containers"])} == {CUDA_IMAGE}
 
 
 def test_scheduling_and_image_fields_pass_through() -> None:

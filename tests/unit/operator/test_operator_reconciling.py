@@ -1,11 +1,14 @@
-"""reconciling: the profile snapshot kept in kopf's index and the apply outcome read back."""
+"""reconciling: the snapshot in kopf's index, the apply outcome read back, the images applied."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+import pytest
 from operator_samples import spec_dict
-from sentiric_operator.reconciling import Applied, applied_from, profile_snapshot
+from sentiric_operator.kubeapi import KubeApi
+from sentiric_operator.reconciling import Applied, applied_from, apply_children, profile_snapshot
+from sentiric_operator.settings import OperatorSettings
 from sentiric_operator.specs import parse_profile
 from sentiric_operator.statuses import Monitoring
 
@@ -71,3 +74,26 @@ def test_applied_from_reads_monitoring_and_apply_failure_back() -> None:
     assert missing == Applied(Monitoring.CRD_MISSING, None)
     ready = applied_from({"conditions": [_cond("Ready", "True", "AllReplicasReady", "ok")]})
     assert ready.error is None
+
+
+class _RecordingApi:
+    """Just enough of KubeApi for apply_children: records what would be applied."""
+
+    def __init__(self) -> None:
+        self.applied: list[dict[str, Any]] = []
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        self.applied.append(manifest)
+
+
+@pytest.mark.parametrize(("gpu", "expected"), [(0, "cpu:9"), (1, "cuda:9")])
+def test_apply_children_takes_both_default_images_from_the_settings(
+    gpu: int, expected: str
+) -> None:
+    api = _RecordingApi()
+    settings = OperatorSettings(inference_image="cpu:9", inference_image_cuda="cuda:9")
+    profile = parse_profile({**_body(), "spec": spec_dict(resources={"gpu": gpu})})
+    apply_children(cast(KubeApi, api), profile, settings, {})
+    (deployment,) = [m for m in api.applied if m["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert {c["image"] for c in (*pod["initContainers"], *pod["containers"])} == {expected}

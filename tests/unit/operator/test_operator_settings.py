@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from sentiric_operator.settings import DEFAULT_IMAGE, OperatorSettings
+from sentiric_operator.settings import DEFAULT_CUDA_IMAGE, DEFAULT_IMAGE, OperatorSettings
 
 
 def test_defaults() -> None:
     s = OperatorSettings.from_env({})
     assert s.inference_image == DEFAULT_IMAGE
+    assert s.inference_image_cuda == DEFAULT_CUDA_IMAGE
     assert s.namespaces == ()
     assert s.liveness_endpoint == "http://0.0.0.0:8080/healthz"
     assert (s.metrics_port, s.peering_name, s.log_format) == (8081, "", "text")
@@ -18,6 +19,7 @@ def test_values() -> None:
     s = OperatorSettings.from_env(
         {
             "SENTIRIC_INFERENCE_IMAGE": "img:2",
+            "SENTIRIC_INFERENCE_IMAGE_CUDA": " img:2-cuda ",
             "SENTIRIC_WATCH_NAMESPACES": " ai, llm ,,",
             "SENTIRIC_STATUS_INTERVAL": "1.5",
             "SENTIRIC_RESYNC_INTERVAL": "30",
@@ -27,7 +29,7 @@ def test_values() -> None:
             "SENTIRIC_WORKERS": "4",
         }
     )
-    assert s.inference_image == "img:2"
+    assert (s.inference_image, s.inference_image_cuda) == ("img:2", "img:2-cuda")
     assert s.namespaces == ("ai", "llm")
     assert (s.status_interval_s, s.resync_interval_s) == (1.5, 30.0)
     assert (s.log_format, s.metrics_port, s.peering_name, s.workers) == (
@@ -36,6 +38,25 @@ def test_values() -> None:
         "sentiric",
         4,
     )
+
+
+def test_default_images_follow_the_documented_tags() -> None:
+    # docs/kubernetes.md pushes the CUDA build to the same repository as <tag>-cuda.
+    assert DEFAULT_IMAGE == "ghcr.io/sentiric/sentiric-llm-inference:0.1.0"
+    assert DEFAULT_CUDA_IMAGE == "ghcr.io/sentiric/sentiric-llm-inference:0.1.0-cuda"
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_blank_images_mean_the_defaults(blank: str) -> None:
+    s = OperatorSettings.from_env(
+        {"SENTIRIC_INFERENCE_IMAGE": blank, "SENTIRIC_INFERENCE_IMAGE_CUDA": blank}
+    )
+    assert (s.inference_image, s.inference_image_cuda) == (DEFAULT_IMAGE, DEFAULT_CUDA_IMAGE)
+
+
+def test_each_image_is_read_on_its_own() -> None:
+    s = OperatorSettings.from_env({"SENTIRIC_INFERENCE_IMAGE_CUDA": "gpu:7"})
+    assert (s.inference_image, s.inference_image_cuda) == (DEFAULT_IMAGE, "gpu:7")
 
 
 @pytest.mark.parametrize(
