@@ -234,6 +234,22 @@ def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_path: Path,
 
 
 @contextlib.contextmanager
+def _serving(command: list[str], port: int, log_path: Path, name: str) -> Iterator[str]:
+    """Start a server process logging to log_path, wait until it answers; yields its /v1 URL.
+
+    The process is stopped by pid on exit, even when the body fails.
+    """
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        base_url = f"http://127.0.0.1:{port}/v1"
+        _wait_ready(process, base_url, log_path, name)
+        yield base_url
+    finally:
+        stop_process(process)
+
+
+@contextlib.contextmanager
 def llama_cpp_server(
     model_path: Path,
     *,
@@ -282,14 +298,8 @@ def llama_cpp_server(
         "--verbose",
         "False",
     ]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        base_url = f"http://127.0.0.1:{port}/v1"
-        _wait_ready(process, base_url, log_path, "llama_cpp.server")
+    with _serving(command, port, log_path, "llama_cpp.server") as base_url:
         yield base_url
-    finally:
-        stop_process(process)
 
 
 def default_llama_server() -> Path | None:
@@ -347,11 +357,5 @@ def llama_server(
         "auto",
         "--no-webui",
     ]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        base_url = f"http://127.0.0.1:{port}/v1"
-        _wait_ready(process, base_url, log_path, "llama-server")
+    with _serving(command, port, log_path, "llama-server") as base_url:
         yield base_url
-    finally:
-        stop_process(process)

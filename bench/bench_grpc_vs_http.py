@@ -23,6 +23,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -78,25 +79,35 @@ def _body(model: str, max_tokens: int) -> dict[str, Any]:
     }
 
 
-async def _httpx_one(client: httpx.AsyncClient, model: str, max_tokens: int) -> Sample:
-    """A thin SSE client, as thin as our gRPC client: no per-chunk model objects."""
-    started = time.perf_counter()
+async def _sample_from_sse(lines: AsyncIterator[str], started: float) -> Sample:
+    """Read an SSE body line by line: time the first content delta, take finish and usage."""
     first: float | None = None
     tokens = 0
     finish: str | None = None
+    async for line in lines:
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        chunk = json.loads(line[6:])
+        for choice in chunk.get("choices") or ():
+            if first is None and choice["delta"].get("content"):
+                first = time.perf_counter() - started
+            finish = choice.get("finish_reason") or finish
+        if chunk.get("usage"):
+            tokens = chunk["usage"]["completion_tokens"]
+    return Sample("OK", finish, first, time.perf_counter() - started, tokens)
+
+
+async def _httpx_one(client: httpx.AsyncClient, model: str, max_tokens: int) -> Sample:
+    """A thin SSE client, as thin as our gRPC client: no per-chunk model objects."""
+    started = time.perf_counter()
     async with client.stream("POST", "chat/completions", json=_body(model, max_tokens)) as response:
         response.raise_for_status()
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            for choice in chunk.get("choices") or ():
-                if first is None and choice["delta"].get("content"):
-                    first = time.perf_counter() - started
-                finish = choice.get("finish_reason") or finish
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
-    return Sample("OK", finish, first, time.perf_counter() - started, tokens)
+        return await _sample_from_sse(response.aiter_lines(), started)
+
+
+async def _aiohttp_lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
+    async for raw in content:
+        yield raw.decode().rstrip("\r\n")
 
 
 async def _aiohttp_one(
@@ -104,23 +115,9 @@ async def _aiohttp_one(
 ) -> Sample:
     """The same SSE reading over aiohttp, whose C parser costs about what gRPC's does."""
     started = time.perf_counter()
-    first: float | None = None
-    tokens = 0
-    finish: str | None = None
     async with session.post(url, json=_body(model, max_tokens)) as response:
         response.raise_for_status()
-        async for raw in response.content:
-            line = raw.decode().rstrip("\r\n")
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            for choice in chunk.get("choices") or ():
-                if first is None and choice["delta"].get("content"):
-                    first = time.perf_counter() - started
-                finish = choice.get("finish_reason") or finish
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
-    return Sample("OK", finish, first, time.perf_counter() - started, tokens)
+        return await _sample_from_sse(_aiohttp_lines(response.content), started)
 
 
 async def http_load(
