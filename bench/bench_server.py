@@ -41,6 +41,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
 import _load  # noqa: E402
+from _isolated import DecodeWorker  # noqa: E402
 from _load import Messages, Sampling, Wave  # noqa: E402
 from _prefill import measure_prefill  # noqa: E402
 from _report import describe, print_report, summarise  # noqa: E402
@@ -109,8 +110,12 @@ def system_prompt(model_path: Path, tag: str, n_tokens: int) -> tuple[str, int]:
 class Bench:
     """One run: holds both servers' clients and collects per-round figures."""
 
-    def __init__(self, args: argparse.Namespace, model_path: Path, threads: int) -> None:
+    def __init__(
+        self, args: argparse.Namespace, model_path: Path, threads: int, decoder: DecodeWorker
+    ) -> None:
         self.args = args
+        # Bare decode loops (ceilings) run in their own process: see bench/_isolated.py.
+        self.decoder = decoder
         self.model_path = model_path
         self.threads = threads
         self.sampling = Sampling(temperature=args.temperature)
@@ -145,12 +150,12 @@ class Bench:
             rates, prefills = [], []
             for _ in range(self.args.ceiling_reps):
                 rates.append(
-                    await asyncio.to_thread(
+                    await self.decoder.run(
                         measure_ceiling, self.model_path, n, self.args.tokens, self.threads
                     )
                 )
                 prefills.append(
-                    await asyncio.to_thread(
+                    await self.decoder.run(
                         measure_prefill,
                         self.model_path,
                         n,
@@ -334,7 +339,7 @@ class Bench:
 
     async def warm_up(self, clients: dict[str, tuple[AsyncOpenAI, str]]) -> None:
         """Page the model in everywhere, so no first round pays for it."""
-        await asyncio.to_thread(measure_ceiling, self.model_path, 1, 8, self.threads)
+        await self.decoder.run(measure_ceiling, self.model_path, 1, 8, self.threads)
         for client, model in clients.values():
             await _load.stream_chat(
                 client,
@@ -394,12 +399,13 @@ def main() -> int:
     # SIGTERM (timeout, kill) unwinds like Ctrl-C, so both servers are stopped by pid.
     signal.signal(signal.SIGTERM, _interrupt)
     model_path = args.model or embedded_model_path()
-    bench = Bench(args, model_path, resolve_threads(args.threads))
-    try:
-        asyncio.run(bench.run())
-    except KeyboardInterrupt:
-        log("interrupted; both servers were stopped")
-        return 130
+    with DecodeWorker() as decoder:
+        bench = Bench(args, model_path, resolve_threads(args.threads), decoder)
+        try:
+            asyncio.run(bench.run())
+        except KeyboardInterrupt:
+            log("interrupted; every server and the ceiling process were stopped")
+            return 130
     meta = {
         "model": model_path.name,
         "threads": bench.threads,

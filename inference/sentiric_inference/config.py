@@ -57,7 +57,7 @@ class EngineSettings(_Model):
     gpu_layers: int = Field(default=-1, ge=-1)
     flash_attention: Literal["auto", "on", "off"] = "auto"
     batch_size: int = Field(default=512, ge=16, le=65536)
-    # 0 = one per available core.
+    # 0 = one per CPU this process may use: its affinity, capped by a cgroup CPU limit.
     threads: int = Field(default=0, ge=0, le=1024)
     # Requests waiting for a free sequence before new ones get 429 / RESOURCE_EXHAUSTED.
     max_queue: int = Field(default=64, ge=0, le=100_000)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import llama_cpp as llc
 
 from ..errors import EngineFailure
+from .cpus import available_cpus
 
 log = logging.getLogger(__name__)
 _native_log = logging.getLogger("sentiric_inference.llama_cpp")
@@ -62,13 +62,10 @@ def init_backend() -> None:
 
 
 def resolve_threads(threads: int) -> int:
-    """0 means one thread per core this process may run on."""
+    """0 means one thread per CPU this process may use (affinity, capped by a CPU limit)."""
     if threads > 0:
         return threads
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    return available_cpus()
 
 
 class Model:
