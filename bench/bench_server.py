@@ -4,19 +4,25 @@ Workload (issue 2): SmolLM2-135M-Instruct, N concurrent streaming chat clients (
 each sending a short user message (~30 tokens) and asking for 64 tokens at temperature 0.8.
 Per N it measures aggregate generated tokens/s (completion tokens / wall time from the first
 request sent to the last stream finished) and TTFT p50/p95 (first content delta) for
-  ceiling     bench/ceiling.py's bare batched llama_decode loop (same model, threads, N)
-  sentiric    `sentiric-llm serve` (parallel = max N), streaming over /v1/chat/completions
-  llama_cpp   `python -m llama_cpp.server` (interrupt_requests off), same client code
+  ceiling       bench/ceiling.py's bare batched llama_decode loop (same model, threads, N),
+                run in a process of its own (bench/_isolated.py says why)
+  sentiric      `sentiric-llm serve` (parallel = max N), streaming over /v1/chat/completions
+  llama_cpp     `python -m llama_cpp.server` (interrupt_requests off), same client code
   llama_server  llama.cpp's C++ server, same shape as ours (N slots, unified KV), when
-              hack/llama-server.sh has built it (or --llama-server PATH); for reference
-interleaved round by round in a rotating order, so background load hits all three alike.
+                hack/llama-server.sh has built it (or --llama-server PATH); for reference
+interleaved round by round in a rotating order, so background load hits all of them alike.
+Every server is driven by the same client code: a thin aiohttp SSE reader (--client sse,
+the default) or the official openai client (--client openai), which costs about three times
+the CPU per chunk on the cores the servers run on.
 Beside the ceiling, bench/_prefill.py times a bare prefill of N prompts: our uncached prompt
-tokens over that rate are our TTFT floor. Then a prefix test on our server: a ~1,000-token shared system prompt, TTFT on a miss vs a
-hit, confirmed by `sentiric_llm_prefix_cache_tokens_total` and usage.cached_tokens.
+tokens over that rate are our TTFT floor. Then a prefix test on our server (a ~1,000-token
+shared system prompt, TTFT on a miss vs a hit, confirmed by
+`sentiric_llm_prefix_cache_tokens_total` and usage.cached_tokens) and a burst test on every
+server (N streams opening at once with one new ~1,000-token system prompt).
 Figures are medians over --rounds (each ceiling: the best of --ceiling-reps runs in its round);
 ratios are medians of the per-round ratios.
 
-    .venv/bin/python bench/bench_server.py [--rounds 3] [--seqs 1 4 8] [--quick] [--json F]
+    .venv/bin/python bench/bench_server.py [--rounds 3] [--seqs 1 4 8] [--shared] [--quick]
 """
 
 from __future__ import annotations
@@ -32,7 +38,6 @@ import sys
 import time
 from pathlib import Path
 
-from openai import AsyncOpenAI
 from sentiric_inference.engine.native import Model, resolve_threads
 from sentiric_inference.models.embedded import embedded_model_path
 
@@ -42,7 +47,7 @@ sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
 import _load  # noqa: E402
 from _isolated import DecodeWorker  # noqa: E402
-from _load import Messages, Sampling, Wave  # noqa: E402
+from _load import Chat, Messages, Sampling, Wave  # noqa: E402
 from _prefill import measure_prefill  # noqa: E402
 from _report import describe, print_report, summarise  # noqa: E402
 from ceiling import measure_ceiling  # noqa: E402
@@ -130,7 +135,7 @@ class Bench:
         self.burst: dict[str, list[dict[str, float]]] = {}
         self.loads: list[float] = []
 
-    async def server_wave(self, client: AsyncOpenAI, model: str, n: int, round_: int) -> Wave:
+    async def server_wave(self, client: Chat, model: str, n: int, round_: int) -> Wave:
         conversations: list[Messages] = [
             [{"role": "user", "content": user_message(round_, n, i, shared=self.args.shared)}]
             for i in range(n)
@@ -141,7 +146,7 @@ class Bench:
             )
 
     async def measure(
-        self, system: str, n: int, round_: int, clients: dict[str, tuple[AsyncOpenAI, str]]
+        self, system: str, n: int, round_: int, clients: dict[str, tuple[Chat, str]]
     ) -> dict[str, float]:
         if system == "ceiling":
             # A ceiling run lasts well under a second, so one burst of background load can
@@ -189,7 +194,7 @@ class Bench:
         result.update({key: value for key, value in optional.items() if value is not None})
         return result
 
-    async def prefix_round(self, client: AsyncOpenAI, model: str, metrics_url: str) -> None:
+    async def prefix_round(self, client: Chat, model: str, metrics_url: str) -> None:
         rep = len(self.prefix)
         tag = f"{os.getpid()}-{rep}-{time.time_ns()}"
         system, system_tokens = await asyncio.to_thread(
@@ -228,7 +233,7 @@ class Bench:
             f"{hit.ttft * 1000:6.0f} ms (cached {hit.cached_tokens}, metric +{reused:.0f})"
         )
 
-    async def burst_round(self, system: str, client: AsyncOpenAI, model: str) -> None:
+    async def burst_round(self, system: str, client: Chat, model: str) -> None:
         """N streams at once, all opening with one ~1,000-token system prompt nobody cached.
 
         What a phone assistant sees when a wave of calls starts: the shared prompt should be
@@ -312,12 +317,18 @@ class Bench:
                     )
                 )
             async with contextlib.AsyncExitStack() as stack:
-                clients: dict[str, tuple[AsyncOpenAI, str]] = {}
+                clients: dict[str, tuple[Chat, str]] = {}
                 for system, url in urls.items():
-                    client = await stack.enter_async_context(
+                    listing = await stack.enter_async_context(
                         _load.openai_client(url, args.request_timeout)
                     )
-                    clients[system] = (client, await _load.model_id(client))
+                    model = await _load.model_id(listing)
+                    chat: Chat = listing
+                    if args.client == "sse":
+                        chat = await stack.enter_async_context(
+                            _load.SSEChat(url, args.request_timeout)
+                        )
+                    clients[system] = (chat, model)
                 await self.warm_up(clients)
                 systems = self.systems
                 for round_ in range(args.rounds):
@@ -337,7 +348,7 @@ class Bench:
                             await self.burst_round(system, client, model)
                 self.loads.append(os.getloadavg()[0])
 
-    async def warm_up(self, clients: dict[str, tuple[AsyncOpenAI, str]]) -> None:
+    async def warm_up(self, clients: dict[str, tuple[Chat, str]]) -> None:
         """Page the model in everywhere, so no first round pays for it."""
         await self.decoder.run(measure_ceiling, self.model_path, 1, 8, self.threads)
         for client, model in clients.values():
@@ -382,6 +393,12 @@ def main() -> int:
         default=_load.default_llama_server(),
         help="llama.cpp's C++ server binary (default: hack/llama-server.sh's, if built)",
     )
+    parser.add_argument(
+        "--client",
+        choices=("sse", "openai"),
+        default="sse",
+        help="load client: a thin aiohttp SSE reader (default) or the official openai client",
+    )
     parser.add_argument("--no-llama-server", action="store_true", help="leave the C++ server out")
     # llama_cpp.server answers one request at a time, so the last of N waits for all others.
     parser.add_argument("--request-timeout", type=float, default=300.0, help="seconds")
@@ -413,6 +430,7 @@ def main() -> int:
         "tokens_per_stream": args.tokens,
         "temperature": args.temperature,
         "workload": "shared" if args.shared else "unique",
+        "client": args.client,
         "rounds": args.rounds,
         "ceiling_reps": args.ceiling_reps,
         "load_average_per_round": bench.loads,
