@@ -16,14 +16,14 @@ import functools
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
 class DecodeWorker:
-    """A single spawned worker process; stopped (by pid, if it must be) on exit."""
+    """A single spawned worker process; close() stops it (by pid, if it must). Use with
+    contextlib.closing."""
 
     def __init__(self) -> None:
         self._pool = ProcessPoolExecutor(
@@ -48,14 +48,3 @@ class DecodeWorker:
             if process.is_alive():
                 process.kill()
                 process.join(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

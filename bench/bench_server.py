@@ -416,7 +416,7 @@ def main() -> int:
     # SIGTERM (timeout, kill) unwinds like Ctrl-C, so both servers are stopped by pid.
     signal.signal(signal.SIGTERM, _interrupt)
     model_path = args.model or embedded_model_path()
-    with DecodeWorker() as decoder:
+    with contextlib.closing(DecodeWorker()) as decoder:
         bench = Bench(args, model_path, resolve_threads(args.threads), decoder)
         try:
             asyncio.run(bench.run())

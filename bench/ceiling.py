@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import statistics
@@ -243,7 +244,7 @@ def main() -> int:
         f"model {model.name}, threads {threads}, {args.tokens} tokens/seq, {args.reps} reps, "
         f"load average {load:.2f} on {os.cpu_count()} CPUs"
     )
-    with DecodeWorker() as decoder:
+    with contextlib.closing(DecodeWorker()) as decoder:
         _measure(args, model, threads, decoder)
     return 0
 
