@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -241,31 +241,50 @@ class SSEChat:
             **sampling.extra_body(),
         }
         started = time.perf_counter()
-        chunk_times: list[float] = []
-        finish: str | None = None
-        usage: dict[str, Any] | None = None
         async with self._session.post(self._url, json=body) as response:
             if response.status != 200:
                 raise RuntimeError(f"HTTP {response.status}: {await response.text()}")
-            async for raw in response.content:
-                line = raw.decode().rstrip("\r\n")
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = json.loads(line[6:])
-                for choice in chunk.get("choices") or ():
-                    if (choice.get("delta") or {}).get("content"):
-                        chunk_times.append(time.perf_counter())
-                    finish = choice.get("finish_reason") or finish
-                usage = chunk.get("usage") or usage
+            reading = await read_sse(aiohttp_lines(response.content))
+        usage = reading.usage
         details = (usage or {}).get("prompt_tokens_details") or {}
         return _result(
             started,
-            chunk_times,
-            finish,
+            reading.chunk_times,
+            reading.finish,
             usage_tokens=usage["completion_tokens"] if usage else None,
             prompt_tokens=usage.get("prompt_tokens") if usage else None,
             cached_tokens=details.get("cached_tokens"),
         )
+
+
+@dataclass(slots=True)
+class SSEReading:
+    """What an OpenAI SSE stream said: when each content delta came, its finish, its usage."""
+
+    chunk_times: list[float]  # perf_counter() at each content delta
+    finish: str | None
+    usage: dict[str, Any] | None
+
+
+async def read_sse(lines: AsyncIterator[str]) -> SSEReading:
+    """Read `data:` lines to the end, stamping each chunk that carries content."""
+    reading = SSEReading([], None, None)
+    async for line in lines:
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        chunk = json.loads(line[6:])
+        for choice in chunk.get("choices") or ():
+            if (choice.get("delta") or {}).get("content"):
+                reading.chunk_times.append(time.perf_counter())
+            reading.finish = choice.get("finish_reason") or reading.finish
+        reading.usage = chunk.get("usage") or reading.usage
+    return reading
+
+
+async def aiohttp_lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
+    """An aiohttp body as text lines without their line ends."""
+    async for raw in content:
+        yield raw.decode().rstrip("\r\n")
 
 
 Chat = AsyncOpenAI | SSEChat

@@ -29,9 +29,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.support.server: the project's managed server process
+sys.path.insert(0, str(REPO / "bench"))  # _load: the SSE reader bench_server.py uses too
 
 import aiohttp  # noqa: E402
 import httpx  # noqa: E402
+from _load import aiohttp_lines, read_sse  # noqa: E402
 from openai import AsyncOpenAI  # noqa: E402
 from sentiric_inference.client import GenerationOptions  # noqa: E402
 from sentiric_inference.client.benchmarking import run_load  # noqa: E402
@@ -80,21 +82,11 @@ def _body(model: str, max_tokens: int) -> dict[str, Any]:
 
 
 async def _sample_from_sse(lines: AsyncIterator[str], started: float) -> Sample:
-    """Read an SSE body line by line: time the first content delta, take finish and usage."""
-    first: float | None = None
-    tokens = 0
-    finish: str | None = None
-    async for line in lines:
-        if not line.startswith("data: ") or line == "data: [DONE]":
-            continue
-        chunk = json.loads(line[6:])
-        for choice in chunk.get("choices") or ():
-            if first is None and choice["delta"].get("content"):
-                first = time.perf_counter() - started
-            finish = choice.get("finish_reason") or finish
-        if chunk.get("usage"):
-            tokens = chunk["usage"]["completion_tokens"]
-    return Sample("OK", finish, first, time.perf_counter() - started, tokens)
+    """One HTTP stream as a Sample, read with the server bench's SSE reader."""
+    reading = await read_sse(lines)
+    first = reading.chunk_times[0] - started if reading.chunk_times else None
+    tokens = reading.usage["completion_tokens"] if reading.usage else 0
+    return Sample("OK", reading.finish, first, time.perf_counter() - started, tokens)
 
 
 async def _httpx_one(client: httpx.AsyncClient, model: str, max_tokens: int) -> Sample:
@@ -105,11 +97,6 @@ async def _httpx_one(client: httpx.AsyncClient, model: str, max_tokens: int) -> 
         return await _sample_from_sse(response.aiter_lines(), started)
 
 
-async def _aiohttp_lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
-    async for raw in content:
-        yield raw.decode().rstrip("\r\n")
-
-
 async def _aiohttp_one(
     session: aiohttp.ClientSession, url: str, model: str, max_tokens: int
 ) -> Sample:
@@ -117,7 +104,7 @@ async def _aiohttp_one(
     started = time.perf_counter()
     async with session.post(url, json=_body(model, max_tokens)) as response:
         response.raise_for_status()
-        return await _sample_from_sse(_aiohttp_lines(response.content), started)
+        return await _sample_from_sse(aiohttp_lines(response.content), started)
 
 
 async def http_load(
