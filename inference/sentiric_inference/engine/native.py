@@ -173,7 +173,11 @@ class Model:
 
 
 class Context:
-    """One llama_context: n_seq sequences over one unified KV cache of n_ctx cells."""
+    """One llama_context: n_seq sequences over one KV cache of n_ctx cells.
+
+    `unified` (the engine's layout) pools the cells of every sequence; False gives each
+    sequence a stream of n_ctx / n_seq cells of its own (bench/kv_layout.py compares them).
+    """
 
     def __init__(
         self,
@@ -184,6 +188,7 @@ class Context:
         n_batch: int,
         threads: int,
         flash_attention: str,
+        unified: bool = True,
     ) -> None:
         params = llc.llama_context_default_params()
         params.n_ctx = n_ctx
@@ -196,7 +201,7 @@ class Context:
         params.flash_attn_type = _FLASH_ATTENTION[flash_attention]
         # One pool of cells for all sequences: a prefix copied with seq_cp shares its cells,
         # and any sequence may use any free cell.
-        params.kv_unified = True
+        params.kv_unified = unified
         params.no_perf = True
         ptr = llc.llama_init_from_model(model.ptr, params)
         if not ptr:

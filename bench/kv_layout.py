@@ -1,0 +1,172 @@
+"""KV cache layout: decode speed with one unified cell pool vs a stream of cells per sequence.
+
+The engine keeps every sequence in one unified KV cache (DESIGN §4): a prefix copied with
+llama_memory_seq_cp shares its cells, and any sequence may take any free cell. The price is
+that llama.cpp builds each step's attention over the whole used range of the pool, so every
+query scans the cells of every other sequence (masked out, but visited). With a stream per
+sequence (llama.cpp's kv_unified = false) a query scans only its own stream; a prefix is then
+copied between streams (whole-stream copies only) instead of shared.
+
+This bench times a bare batched llama_decode loop (no server, no sampling) in both layouts,
+fresh context per run, the two layouts alternating run by run, for two workloads:
+  distinct   every sequence holds its own prompt of --prompts tokens (conversations that
+             share nothing), then decodes --tokens steps;
+  shared     one --shared-prefix-token system prompt evaluated once and given to every
+             sequence (shared cells / stream copies), plus a 40-token question of its own.
+Printed: median tokens/s per layout and the median of the per-run ratios streams/unified.
+
+    .venv/bin/python bench/kv_layout.py [--seqs 4 8] [--prompts 60 300] [--shared-prefix 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sentiric_inference.engine.native import Batch, Context, Model, resolve_threads
+from sentiric_inference.models.embedded import embedded_model_path
+
+CONTEXT_SIZE = 2048  # cells per sequence, as bench_server's
+BATCH_SIZE = 512
+QUESTION_TOKENS = 40
+TEXT = "The keeper of the lighthouse wrote down every ship that passed the northern rocks. "
+
+
+def _tokens(model: Model, n: int, offset: int = 0) -> list[int]:
+    base = model.tokenize(TEXT, add_special=False, parse_special=False)
+    out: list[int] = []
+    while len(out) < n + offset:
+        out += base
+    return out[offset : offset + n]
+
+
+def _prefill(ctx: Context, batch: Batch, seq: int, tokens: list[int], start: int) -> None:
+    for i in range(0, len(tokens), BATCH_SIZE):
+        batch.clear()
+        batch.add_span(tokens[i : i + BATCH_SIZE], start + i, seq, logits_last=True)
+        if ctx.decode(batch) != 0:
+            raise RuntimeError("prefill failed")
+
+
+def _decode_rate(ctx: Context, batch: Batch, n_seqs: int, start: int, steps: int) -> float:
+    """Tokens/s of `steps` lockstep decode steps, every sequence producing logits."""
+    began = time.perf_counter()
+    for step in range(steps):
+        batch.clear()
+        for seq in range(n_seqs):  # in seq order: per-sequence streams need it to batch
+            batch.add(1 + step, start + step, seq, True)
+        if ctx.decode(batch) != 0:
+            raise RuntimeError("decode failed")
+    return n_seqs * steps / (time.perf_counter() - began)
+
+
+def run_once(
+    model: Model,
+    *,
+    unified: bool,
+    n_seqs: int,
+    threads: int,
+    steps: int,
+    prompt: int = 0,
+    shared_prefix: int = 0,
+) -> float:
+    ctx = Context(
+        model,
+        n_ctx=CONTEXT_SIZE * n_seqs,
+        n_seq=n_seqs,
+        n_batch=BATCH_SIZE,
+        threads=threads,
+        flash_attention="auto",
+        unified=unified,
+    )
+    batch = Batch(BATCH_SIZE)
+    try:
+        if shared_prefix:
+            _prefill(ctx, batch, 0, _tokens(model, shared_prefix), 0)
+            for seq in range(1, n_seqs):
+                # Across streams llama.cpp copies whole streams only.
+                ctx.seq_cp(0, seq, 0 if unified else -1, shared_prefix if unified else -1)
+            for seq in range(n_seqs):
+                question = _tokens(model, QUESTION_TOKENS, offset=7 * seq + 1)
+                _prefill(ctx, batch, seq, question, shared_prefix)
+            start = shared_prefix + QUESTION_TOKENS
+        else:
+            for seq in range(n_seqs):
+                _prefill(ctx, batch, seq, _tokens(model, prompt, offset=seq), 0)
+            start = prompt
+        return _decode_rate(ctx, batch, n_seqs, start, steps)
+    finally:
+        batch.close()
+        ctx.close()
+
+
+def compare(label: str, reps: int, measure: Callable[[bool], float]) -> None:
+    unified: list[float] = []
+    streams: list[float] = []
+    for rep in range(reps):
+        # Alternate which layout goes first, so drift on a shared host hits both alike.
+        for layout in (True, False) if rep % 2 == 0 else (False, True):
+            (unified if layout else streams).append(measure(layout))
+    ratio = statistics.median(s / u for u, s in zip(unified, streams, strict=True))
+    print(
+        f"{label:34} unified {statistics.median(unified):7.1f} tok/s   streams "
+        f"{statistics.median(streams):7.1f} tok/s   streams/unified {ratio:.3f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None, help="default: embedded SmolLM2")
+    parser.add_argument("--seqs", type=int, nargs="+", default=[4, 8])
+    parser.add_argument("--prompts", type=int, nargs="+", default=[60, 300])
+    parser.add_argument("--shared-prefix", type=int, default=1000, help="0 skips the workload")
+    parser.add_argument("--tokens", type=int, default=64, help="decode steps per run")
+    parser.add_argument("--threads", type=int, default=0, help="0 = one per core")
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    longest = max([*args.prompts, args.shared_prefix + QUESTION_TOKENS]) + args.tokens
+    if longest > CONTEXT_SIZE or min(*args.seqs, args.tokens, args.reps) < 1:
+        parser.error(f"positive counts, and prompts + tokens within {CONTEXT_SIZE} cells")
+    logging.basicConfig(level=logging.ERROR)
+    model_path = args.model or embedded_model_path()
+    threads = resolve_threads(args.threads)
+    model = Model(model_path, gpu_layers=0)
+    print(f"{model_path.name}, {threads} threads, {args.tokens} decode steps, {args.reps} reps")
+    try:
+        for n in args.seqs:
+            for prompt in args.prompts:
+                compare(
+                    f"N={n} distinct {prompt}-token prompts",
+                    args.reps,
+                    lambda unified, n=n, prompt=prompt: run_once(
+                        model,
+                        unified=unified,
+                        n_seqs=n,
+                        threads=threads,
+                        steps=args.tokens,
+                        prompt=prompt,
+                    ),
+                )
+            if args.shared_prefix:
+                compare(
+                    f"N={n} shared {args.shared_prefix}-token prefix",
+                    args.reps,
+                    lambda unified, n=n: run_once(
+                        model,
+                        unified=unified,
+                        n_seqs=n,
+                        threads=threads,
+                        steps=args.tokens,
+                        shared_prefix=args.shared_prefix,
+                    ),
+                )
+    finally:
+        model.close()
+
+
+if __name__ == "__main__":
+    main()
