@@ -186,9 +186,7 @@ async def test_trace_id_is_in_the_request_log_lines(tiny_server: ServerHandle) -
     wanted = {"GenerateStream started", "GenerateStream finished"}
     deadline = time.monotonic() + 10.0
     while True:
-        lines = [
-            json.loads(line) for line in tiny_server.log_text().splitlines() if trace in line
-        ]
+        lines = [json.loads(line) for line in tiny_server.log_text().splitlines() if trace in line]
         messages = {entry["message"] for entry in lines}
         if wanted <= messages or time.monotonic() > deadline:
             break
