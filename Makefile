@@ -31,5 +31,6 @@ cluster-up: venv
 cluster-down:
 	bash hack/cluster-down.sh
 
+## The end-to-end server benchmark (docs/performance.md lists the others).
 bench: venv
-	$(PY) bench/bench_engine.py
+	$(PY) bench/bench_server.py
