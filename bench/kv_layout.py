@@ -21,6 +21,7 @@ Printed: median tokens/s per layout and the median of the per-run ratios streams
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import statistics
 import time
@@ -66,14 +67,16 @@ def _decode_rate(ctx: Context, batch: Batch, n_seqs: int, start: int, steps: int
 
 def run_once(
     model: Model,
-    *,
-    unified: bool,
     n_seqs: int,
     threads: int,
     steps: int,
+    unified: bool,
+    *,
     prompt: int = 0,
     shared_prefix: int = 0,
 ) -> float:
+    """Tokens/s of one fresh context in one layout (the last positional argument, so
+    `compare` can pass it to a partial)."""
     ctx = Context(
         model,
         n_ctx=CONTEXT_SIZE * n_seqs,
@@ -142,26 +145,14 @@ def main() -> None:
                 compare(
                     f"N={n} distinct {prompt}-token prompts",
                     args.reps,
-                    lambda unified, n=n, prompt=prompt: run_once(
-                        model,
-                        unified=unified,
-                        n_seqs=n,
-                        threads=threads,
-                        steps=args.tokens,
-                        prompt=prompt,
-                    ),
+                    functools.partial(run_once, model, n, threads, args.tokens, prompt=prompt),
                 )
             if args.shared_prefix:
                 compare(
                     f"N={n} shared {args.shared_prefix}-token prefix",
                     args.reps,
-                    lambda unified, n=n: run_once(
-                        model,
-                        unified=unified,
-                        n_seqs=n,
-                        threads=threads,
-                        steps=args.tokens,
-                        shared_prefix=args.shared_prefix,
+                    functools.partial(
+                        run_once, model, n, threads, args.tokens, shared_prefix=args.shared_prefix
                     ),
                 )
     finally:
