@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -26,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import yaml
@@ -194,7 +195,9 @@ def run(single: int, burst: int) -> None:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        api = config.new_client_from_config(config_file=str(kubeconfig))
+        api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig)
+        )
         apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
         custom = client.CustomObjectsApi(api)
         try:
@@ -215,11 +218,16 @@ def run(single: int, burst: int) -> None:
                 _wait(_deployment_exists(apps, ns, f"kubectl-{i}"), 60, "the Deployment", 0.01)
                 kubectl_s.append(time.perf_counter() - t0)
 
-                cm = {"metadata": {"name": f"base-{i}"}, "data": {"k": "v"}}
+                cm = client.V1ConfigMap(
+                    metadata=client.V1ObjectMeta(name=f"base-{i}"), data={"k": "v"}
+                )
                 t0 = time.perf_counter()
                 core.create_namespaced_config_map(ns, cm)
                 _wait(
-                    lambda i=i: _exists(lambda: core.read_namespaced_config_map(f"base-{i}", ns)),
+                    functools.partial(
+                        _exists,
+                        functools.partial(core.read_namespaced_config_map, f"base-{i}", ns),
+                    ),
                     60,
                     "the ConfigMap",
                     0.01,
@@ -259,10 +267,15 @@ def run(single: int, burst: int) -> None:
 
             def deployments() -> int:
                 items = apps.list_namespaced_deployment(ns).items
-                return sum(1 for d in items if d.metadata.name.startswith("burst-"))
+                names = [d.metadata.name if d.metadata else None for d in items]
+                return sum(1 for name in names if name and name.startswith("burst-"))
 
             def statuses() -> int:
-                items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+                listing = cast(
+                    "dict[str, Any]",
+                    custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL),
+                )
+                items = listing["items"]
                 return sum(
                     1
                     for p in items
@@ -318,7 +331,7 @@ def run(single: int, burst: int) -> None:
                 op.kill()
                 op.wait(timeout=10)
             log.close()
-            api.close()
+            api.close()  # type: ignore[no-untyped-call]
             subprocess.run(
                 [
                     str(bin_dir / "kubectl"),
