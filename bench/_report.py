@@ -46,6 +46,12 @@ def describe(result: dict[str, float], tokens: int) -> str:
     return line
 
 
+def workload_bound(tokens: float, prefill_s: float, decode_tokens_per_s: float) -> float:
+    """Tokens/s of a bare loop doing a wave's work: its uncached prompt tokens (prefill_s at
+    the prefill ceiling's rate), then its generated tokens at the decode ceiling's rate."""
+    return tokens / (prefill_s + tokens / decode_tokens_per_s)
+
+
 def median_of(rounds: list[dict[str, float]], key: str) -> float | None:
     values = [r[key] for r in rounds if key in r]
     return statistics.median(values) if values else None
@@ -100,16 +106,12 @@ def summarise(
             for ours, ceiling in zip(systems["sentiric"], systems["ceiling"], strict=True)
         ]
         per_n[str(n)]["sentiric_ttft_floor_s"] = statistics.median(floors)
-        # What a bare loop doing the wave's work would take: the uncached prompt tokens at
-        # the prefill ceiling's rate, then the generated tokens at the decode ceiling's.
-        bounds = [
-            ours["tokens_per_s"]
-            / (ours["tokens"] / (floor + ours["tokens"] / ceiling["tokens_per_s"]))
+        per_n[str(n)]["sentiric_over_workload_bound"] = statistics.median(
+            ours["tokens_per_s"] / workload_bound(ours["tokens"], floor, ceiling["tokens_per_s"])
             for ours, ceiling, floor in zip(
                 systems["sentiric"], systems["ceiling"], floors, strict=True
             )
-        ]
-        per_n[str(n)]["sentiric_over_workload_bound"] = statistics.median(bounds)
+        )
         for other in OTHERS:
             if other in systems:
                 pairs = zip(systems[other], systems["ceiling"], strict=True)
