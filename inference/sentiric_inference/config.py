@@ -63,6 +63,10 @@ class EngineSettings(_Model):
     max_queue: int = Field(default=64, ge=0, le=100_000)
     # Reuse KV cells of a shared prompt prefix across sequences (llama_memory_seq_cp).
     prefix_cache: bool = True
+    # Most KV cells that finished requests' caches may hold (0 = no limit); beyond it the least
+    # recently used go. Idle cells slow every decode step a little (docs/performance.md), but
+    # a caller's next turn reuses its whole conversation, so the default keeps them all.
+    idle_cache_limit: int = Field(default=0, ge=0, le=100_000_000)
 
 
 class SamplingDefaults(_Model):

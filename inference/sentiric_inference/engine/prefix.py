@@ -117,3 +117,19 @@ def distinct_cells(caches: Sequence[Sequence[int]]) -> int:
         total += len(cur) - common_prefix_len(prev, cur)
         prev = cur
     return total
+
+
+def idle_caches_to_drop(slots: Sequence[SlotView], limit: int) -> list[int]:
+    """Idle slots whose caches go, least recently used first, until idle caches hold at most
+    `limit` KV cells of their own.
+
+    Cells an idle cache shares with a busy slot's prefix stay for that slot whatever happens,
+    so they do not count. Returns the slots' sequence ids, in the order to drop them.
+    """
+    busy = [s.cached for s in slots if not s.free and s.cached]
+    held_by_busy = distinct_cells(busy)
+    kept = sorted((s for s in slots if s.free and s.cached), key=lambda s: s.last_used)
+    dropped: list[int] = []
+    while kept and distinct_cells(busy + [s.cached for s in kept]) - held_by_busy > limit:
+        dropped.append(kept.pop(0).seq)
+    return dropped

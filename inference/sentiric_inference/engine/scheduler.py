@@ -20,7 +20,14 @@ from ..metrics import Metrics
 from .jobs import Job, Outbox
 from .native import Batch, Context, Model
 from .planning import plan_step
-from .prefix import SlotChoice, SlotView, awaits_shared_prefill, choose_slot, distinct_cells
+from .prefix import (
+    SlotChoice,
+    SlotView,
+    awaits_shared_prefill,
+    choose_slot,
+    distinct_cells,
+    idle_caches_to_drop,
+)
 from .sampling import free_chain
 from .types import Finished, FinishReason, TextDelta
 
@@ -60,6 +67,7 @@ class Scheduler:
         self._parallel = settings.parallel
         self._max_queue = settings.max_queue
         self._prefix_cache = settings.prefix_cache
+        self._idle_cache_limit = settings.idle_cache_limit
         self._batch = Batch(context.n_batch)
         self._slots = [Slot(i) for i in range(settings.parallel)]
         self._outbox = Outbox()
@@ -75,6 +83,7 @@ class Scheduler:
         self._steps = 0
         self._admissions = 0
         self._kv_overlap = 0
+        self._slot_freed = False  # a slot became idle this step (its cache may need trimming)
         self.kv_cells_used = 0
         self._thread = threading.Thread(target=self._run, name="sentiric-scheduler", daemon=True)
 
@@ -162,6 +171,9 @@ class Scheduler:
             self._outbox.flush()
             if self._decode():
                 self._process_outputs()
+        if self._slot_freed and self._idle_cache_limit:
+            self._trim_idle_caches()
+        self._slot_freed = False
         self._publish()
         if not self._running:
             self._outbox.flush()
@@ -356,6 +368,7 @@ class Scheduler:
             slot = self._slots[job.seq]
             slot.job = None
             slot.last_used = self._steps
+            self._slot_freed = True
             self._running.remove(job)
             with self._cond:
                 self._n_active -= 1
@@ -373,15 +386,20 @@ class Scheduler:
         self._recount_kv()
 
     def _drop_idle_caches(self) -> bool:
-        dropped = False
-        for slot in self._slots:
-            if slot.job is None and slot.cached:
-                self._ctx.seq_rm(slot.seq, -1, -1)
-                slot.cached.clear()
-                dropped = True
-        if dropped:
+        idle = [slot.seq for slot in self._slots if slot.job is None and slot.cached]
+        self._drop_caches(idle)
+        return bool(idle)
+
+    def _trim_idle_caches(self) -> None:
+        views = [SlotView(s.seq, s.cached, s.job is None, s.last_used) for s in self._slots]
+        self._drop_caches(idle_caches_to_drop(views, self._idle_cache_limit))
+
+    def _drop_caches(self, seqs: list[int]) -> None:
+        for seq in seqs:
+            self._ctx.seq_rm(seq, -1, -1)
+            self._slots[seq].cached.clear()
+        if seqs:
             self._recount_kv()
-        return dropped
 
     def _recount_kv(self) -> None:
         # Cells shared through seq_cp are counted once; see prefix.distinct_cells.

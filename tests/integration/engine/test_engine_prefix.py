@@ -141,3 +141,34 @@ async def test_requests_behind_a_held_one_do_not_take_its_slot(
     assert done.finished is not None and done.finished.reason is FinishReason.LENGTH
     follower.cancel()
     assert (await collect(follower)).finished.cached_prompt_tokens == len(SYSTEM)  # type: ignore[union-attr]
+
+
+async def test_idle_cache_limit_drops_the_least_recently_used_cache(
+    make_engine: EngineFactory, tiny_model_path: Path
+) -> None:
+    metrics = Metrics()
+    engine = await make_engine(
+        tiny_model_path, parallel=3, context_size=512, idle_cache_limit=250, metrics=metrics
+    )
+    old_prompt = (*range(10, 210), 1)  # 201 tokens, then 8 generated: 208 cells kept
+    new_prompt = (*range(220, 420), 2)
+    await collect(engine.submit(GenerationRequest(old_prompt, SHORT, "old")))
+    await collect(engine.submit(GenerationRequest(new_prompt, SHORT, "new")))
+    # Both caches (416 cells) do not fit in 250: the older one went, the newer one stayed.
+    again_new = await collect(engine.submit(GenerationRequest((*new_prompt, 3), SHORT, "b")))
+    assert again_new.finished is not None
+    assert again_new.finished.cached_prompt_tokens == len(new_prompt)
+    again_old = await collect(engine.submit(GenerationRequest((*old_prompt, 3), SHORT, "a")))
+    assert again_old.finished is not None and again_old.finished.cached_prompt_tokens == 0
+
+
+async def test_without_an_idle_cache_limit_every_cache_stays(
+    make_engine: EngineFactory, tiny_model_path: Path
+) -> None:
+    engine = await make_engine(tiny_model_path, parallel=3, context_size=512)
+    old_prompt = (*range(10, 210), 1)
+    await collect(engine.submit(GenerationRequest(old_prompt, SHORT, "old")))
+    await collect(engine.submit(GenerationRequest((*range(220, 420), 2), SHORT, "new")))
+    again_old = await collect(engine.submit(GenerationRequest((*old_prompt, 3), SHORT, "a")))
+    assert again_old.finished is not None
+    assert again_old.finished.cached_prompt_tokens == len(old_prompt)

@@ -10,6 +10,7 @@ from sentiric_inference.engine.prefix import (
     choose_slot,
     common_prefix_len,
     distinct_cells,
+    idle_caches_to_drop,
 )
 
 
@@ -106,3 +107,38 @@ def test_any_of_several_prefills_can_hold_a_prompt() -> None:
     prefilling = [([*other, 1], 0), ([*SHARED, 2], 10)]
     assert awaits_shared_prefill([*SHARED, 3], 0, prefilling)
     assert not awaits_shared_prefill([9, *SHARED], 0, prefilling)
+
+
+def test_idle_caches_within_the_limit_stay() -> None:
+    slots = [_slot(0, [1] * 10, used=1), _slot(1, [2] * 10, used=2), _slot(2, [], used=0)]
+    assert idle_caches_to_drop(slots, 20) == []
+
+
+def test_idle_caches_over_the_limit_go_least_recently_used_first() -> None:
+    slots = [
+        _slot(0, [1] * 10, used=5),
+        _slot(1, [2] * 10, used=1),
+        _slot(2, [3] * 10, used=3),
+        _slot(3, [4] * 30, free=False, used=9),  # busy: never dropped, never counted
+    ]
+    assert idle_caches_to_drop(slots, 20) == [1]
+    assert idle_caches_to_drop(slots, 9) == [1, 2, 0]
+    assert idle_caches_to_drop(slots, 0) == [1, 2, 0]
+
+
+def test_cells_an_idle_cache_shares_with_a_busy_slot_do_not_count() -> None:
+    shared = list(range(100))
+    slots = [
+        _slot(0, [*shared, 7, 8], used=1),  # 2 cells of its own beyond the busy slot's prefix
+        _slot(1, [*shared, 9], free=False, used=2),
+    ]
+    assert idle_caches_to_drop(slots, 2) == []
+    assert idle_caches_to_drop(slots, 1) == [0]
+
+
+def test_idle_caches_sharing_a_prefix_count_it_once() -> None:
+    shared = list(range(50))
+    slots = [_slot(0, [*shared, 1], used=1), _slot(1, [*shared, 2], used=2)]
+    assert idle_caches_to_drop(slots, 52) == []
+    # Dropping the older one leaves 51 cells: the shared prefix stays with the newer cache.
+    assert idle_caches_to_drop(slots, 51) == [0]
