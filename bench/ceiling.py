@@ -37,11 +37,26 @@ CONTEXT_SIZE = 2048
 BATCH_SIZE = 512
 
 
-def _prompt(model: Model, n: int) -> list[int]:
-    tokens = model.tokenize(PROMPT, add_special=False, parse_special=False)
-    while len(tokens) < n:
-        tokens += tokens
-    return tokens[:n]
+def repeated_tokens(model: Model, text: str, n: int, offset: int = 0) -> list[int]:
+    """`n` tokens of `text` said over and over, starting `offset` tokens in."""
+    base = model.tokenize(text, add_special=False, parse_special=False)
+    tokens = base * ((n + offset) // len(base) + 1)
+    return tokens[offset : offset + n]
+
+
+def decode_steps(ctx: Context, batch: Batch, n_seqs: int, start: int, steps: int) -> None:
+    """`steps` lockstep llama_decode calls, one token for each of sequences 0..n_seqs-1.
+
+    Every sequence produces logits, as each engine stream samples its own row; tokens go in
+    sequence order, which per-sequence KV streams need to share one pass (bench/kv_layout.py).
+    """
+    for step in range(steps):
+        batch.clear()
+        for seq in range(n_seqs):
+            batch.add(1 + step, start + step, seq, True)
+        rc = ctx.decode(batch)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc}")
 
 
 class Rate(NamedTuple):
@@ -87,22 +102,14 @@ def _ceiling_rate(
     )
     batch = Batch(ctx.n_batch)
     try:
-        prompt = _prompt(model, PROMPT_TOKENS)
+        prompt = repeated_tokens(model, PROMPT, PROMPT_TOKENS)
         batch.clear()
         for seq in range(n_seqs):
             batch.add_span(prompt, 0, seq, logits_last=True)
         if ctx.decode(batch) != 0:
             raise RuntimeError("prompt decode failed")
-        token, pos = prompt[-1], len(prompt)
         start, cpu_start = time.perf_counter(), time.process_time()
-        for step in range(n_tokens):
-            batch.clear()
-            for seq in range(n_seqs):
-                # Every sequence produces logits, as each engine stream samples its own row.
-                batch.add(token, pos + step, seq, True)
-            rc = ctx.decode(batch)
-            if rc != 0:
-                raise RuntimeError(f"llama_decode returned {rc}")
+        decode_steps(ctx, batch, n_seqs, len(prompt), n_tokens)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         return Rate(n_seqs * n_tokens / elapsed, n_seqs * n_tokens / cpu)
     finally:

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ceiling import decode_steps, repeated_tokens
 from sentiric_inference.engine.native import Batch, Context, Model, resolve_threads
 from sentiric_inference.models.embedded import embedded_model_path
 
@@ -43,11 +44,7 @@ TEXT = "The keeper of the lighthouse wrote down every ship that passed the north
 
 
 def _tokens(model: Model, n: int, offset: int = 0) -> list[int]:
-    base = model.tokenize(TEXT, add_special=False, parse_special=False)
-    out: list[int] = []
-    while len(out) < n + offset:
-        out += base
-    return out[offset : offset + n]
+    return repeated_tokens(model, TEXT, n, offset)
 
 
 def _prefill(ctx: Context, batch: Batch, seq: int, tokens: list[int], start: int) -> None:
@@ -59,14 +56,8 @@ def _prefill(ctx: Context, batch: Batch, seq: int, tokens: list[int], start: int
 
 
 def _decode_rate(ctx: Context, batch: Batch, n_seqs: int, start: int, steps: int) -> float:
-    """Tokens/s of `steps` lockstep decode steps, every sequence producing logits."""
     began = time.perf_counter()
-    for step in range(steps):
-        batch.clear()
-        for seq in range(n_seqs):  # in seq order: per-sequence streams need it to batch
-            batch.add(1 + step, start + step, seq, True)
-        if ctx.decode(batch) != 0:
-            raise RuntimeError("decode failed")
+    decode_steps(ctx, batch, n_seqs, start, steps)
     return n_seqs * steps / (time.perf_counter() - began)
 
 
