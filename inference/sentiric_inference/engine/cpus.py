@@ -29,28 +29,26 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def _quota_cpus(quota_text: str, period_text: str) -> float | None:
+    """quota / period as CPUs; None for "max", -1 (v1's unlimited) or anything unparsable."""
+    try:
+        quota, period = int(quota_text), int(period_text)
+    except ValueError:
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
 def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
     """CPUs allowed by the cgroup quota (v2 `cpu.max`, else v1 cfs files); None if unlimited."""
     v2 = _read(root / "cpu.max")
     if v2 is not None:
         fields = v2.split()
-        if len(fields) == 2 and fields[0] != "max":
-            try:
-                quota, period = int(fields[0]), int(fields[1])
-            except ValueError:
-                return None
-            return quota / period if quota > 0 and period > 0 else None
-        return None
+        return _quota_cpus(fields[0], fields[1]) if len(fields) == 2 else None
     for cpu_dir in (root / "cpu", root / "cpu,cpuacct", root):
         quota_text = _read(cpu_dir / "cpu.cfs_quota_us")
         period_text = _read(cpu_dir / "cpu.cfs_period_us")
-        if quota_text is None or period_text is None:
-            continue
-        try:
-            quota, period = int(quota_text), int(period_text)
-        except ValueError:
-            return None
-        return quota / period if quota > 0 and period > 0 else None
+        if quota_text is not None and period_text is not None:
+            return _quota_cpus(quota_text, period_text)
     return None
 
 

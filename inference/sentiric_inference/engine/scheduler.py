@@ -206,8 +206,7 @@ class Scheduler:
         held: deque[Job] = deque()
         while self._waiting and len(self._running) + len(held) < self._parallel:
             job = self._waiting.popleft()
-            views = [SlotView(s.seq, s.cached, s.job is None, s.last_used) for s in self._slots]
-            choice = choose_slot(job.prompt, views, reuse=self._prefix_cache)
+            choice = choose_slot(job.prompt, self._slot_views(), reuse=self._prefix_cache)
             if self._prefix_cache and awaits_shared_prefill(
                 job.prompt,
                 choice.reuse,
@@ -391,8 +390,10 @@ class Scheduler:
         return bool(idle)
 
     def _trim_idle_caches(self) -> None:
-        views = [SlotView(s.seq, s.cached, s.job is None, s.last_used) for s in self._slots]
-        self._drop_caches(idle_caches_to_drop(views, self._idle_cache_limit))
+        self._drop_caches(idle_caches_to_drop(self._slot_views(), self._idle_cache_limit))
+
+    def _slot_views(self) -> list[SlotView]:
+        return [SlotView(s.seq, s.cached, s.job is None, s.last_used) for s in self._slots]
 
     def _drop_caches(self, seqs: list[int]) -> None:
         for seq in seqs:
