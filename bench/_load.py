@@ -49,10 +49,18 @@ class Sampling:
     top_k: int = 40
     min_p: float = 0.05
     repeat_penalty: float = 1.0
+    seed: int | None = None  # the same seed gives the same reply on every run and server
 
     def extra_body(self) -> dict[str, Any]:
         # top_k / min_p / repeat_penalty are llama.cpp-style extensions both servers accept.
-        return {"top_k": self.top_k, "min_p": self.min_p, "repeat_penalty": self.repeat_penalty}
+        body: dict[str, Any] = {
+            "top_k": self.top_k,
+            "min_p": self.min_p,
+            "repeat_penalty": self.repeat_penalty,
+        }
+        if self.seed is not None:
+            body["seed"] = self.seed
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +76,7 @@ class StreamResult:
     cached_tokens: int | None
     # perf_counter() at each content chunk (one per token, bar UTF-8 hold-back).
     chunk_times: tuple[float, ...]
+    text: str  # the content deltas joined: the reply a multi-turn client sends back
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +154,7 @@ async def stream_chat(
         return await client.stream(model, messages, max_tokens=max_tokens, sampling=sampling)
     started = time.perf_counter()
     chunk_times: list[float] = []
+    parts: list[str] = []
     finish: str | None = None
     usage_tokens: int | None = None
     prompt_tokens: int | None = None
@@ -164,6 +174,7 @@ async def stream_chat(
             for choice in chunk.choices:
                 if choice.delta.content:
                     chunk_times.append(time.perf_counter())
+                    parts.append(choice.delta.content)
                 finish = choice.finish_reason or finish
             if chunk.usage is not None:
                 usage_tokens = chunk.usage.completion_tokens
@@ -173,6 +184,7 @@ async def stream_chat(
     return _result(
         started,
         chunk_times,
+        "".join(parts),
         finish,
         usage_tokens=usage_tokens,
         prompt_tokens=prompt_tokens,
@@ -183,6 +195,7 @@ async def stream_chat(
 def _result(
     started: float,
     chunk_times: list[float],
+    text: str,
     finish: str | None,
     *,
     usage_tokens: int | None,
@@ -204,6 +217,7 @@ def _result(
         prompt_tokens,
         cached_tokens,
         tuple(chunk_times),
+        text,
     )
 
 
@@ -250,6 +264,7 @@ class SSEChat:
         return _result(
             started,
             reading.chunk_times,
+            "".join(reading.parts),
             reading.finish,
             usage_tokens=usage["completion_tokens"] if usage else None,
             prompt_tokens=usage.get("prompt_tokens") if usage else None,
@@ -262,20 +277,23 @@ class SSEReading:
     """What an OpenAI SSE stream said: when each content delta came, its finish, its usage."""
 
     chunk_times: list[float]  # perf_counter() at each content delta
+    parts: list[str]  # the content deltas
     finish: str | None
     usage: dict[str, Any] | None
 
 
 async def read_sse(lines: AsyncIterator[str]) -> SSEReading:
     """Read `data:` lines to the end, stamping each chunk that carries content."""
-    reading = SSEReading([], None, None)
+    reading = SSEReading([], [], None, None)
     async for line in lines:
         if not line.startswith("data: ") or line == "data: [DONE]":
             continue
         chunk = json.loads(line[6:])
         for choice in chunk.get("choices") or ():
-            if (choice.get("delta") or {}).get("content"):
+            content = (choice.get("delta") or {}).get("content")
+            if content:
                 reading.chunk_times.append(time.perf_counter())
+                reading.parts.append(content)
             reading.finish = choice.get("finish_reason") or reading.finish
         reading.usage = chunk.get("usage") or reading.usage
     return reading

@@ -45,7 +45,7 @@ import sys
 import time
 from pathlib import Path
 
-from sentiric_inference.engine.native import Model, resolve_threads
+from sentiric_inference.engine.native import resolve_threads
 from sentiric_inference.models.embedded import embedded_model_path
 
 BENCH = Path(__file__).resolve().parent
@@ -56,6 +56,7 @@ import _load  # noqa: E402
 from _isolated import DecodeWorker  # noqa: E402
 from _load import Chat, Messages, Sampling, Wave  # noqa: E402
 from _prefill import measure_prefill  # noqa: E402
+from _prompts import system_prompt  # noqa: E402
 from _report import describe, print_report, summarise  # noqa: E402
 from ceiling import measure_ceiling  # noqa: E402
 
@@ -99,24 +100,6 @@ def user_message(round_: int, n: int, index: int, *, shared: bool = False) -> st
         f"Story {round_ + 1}.{n}.{index + 1}: write a long and detailed story about {subject}, "
         "describing the places, the people and everything that happens."
     )
-
-
-def system_prompt(model_path: Path, tag: str, n_tokens: int) -> tuple[str, int]:
-    """A system prompt of about n_tokens tokens, unique to `tag` from its first words."""
-    model = Model(model_path, gpu_layers=0)
-    try:
-        text, rule = f"Session {tag}. You are the support assistant of Acme Tools.", 0
-        while True:
-            count = len(model.tokenize(text, add_special=False, parse_special=False))
-            if count >= n_tokens:
-                return text, count
-            rule += 1
-            text += (
-                f" Rule {rule}: when a customer asks about product line {rule}, answer "
-                f"politely, cite section {rule}.{rule % 7} of the manual and keep it brief."
-            )
-    finally:
-        model.close()
 
 
 class Bench:
