@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import statistics
 import sys
@@ -157,16 +158,23 @@ def report(results: dict[int, list[dict[str, float]]]) -> None:
         cells = []
         for key, _, scale, unit in COLUMNS:
             value = statistics.median(r[key] for r in results[limit]) * scale
-            cells.append(f"{value:9.1f}{unit:>2}" if unit else f"{value:11.1f}")
+            if math.isnan(value):  # e.g. no returning turns with --turns 1
+                cells.append("-")
+            else:
+                cells.append(f"{value:9.1f}{unit:>2}" if unit else f"{value:11.1f}")
         print(f"{limit:>14} " + " ".join(f"{c:>19}" for c in cells))
         if limit != limits[0]:
             ratios = [
                 statistics.median(
-                    r[key] / b[key] for r, b in zip(results[limit], base, strict=True) if b[key]
+                    [r[key] / b[key] for r, b in zip(results[limit], base, strict=True) if b[key]]
+                    or [math.nan]
                 )
                 for key, _, _, _ in COLUMNS
             ]
-            print(f"{'/ ' + str(limits[0]):>14} " + " ".join(f"{x:19.3f}" for x in ratios))
+            print(
+                f"{'/ ' + str(limits[0]):>14} "
+                + " ".join("-".rjust(19) if math.isnan(x) else f"{x:19.3f}" for x in ratios)
+            )
 
 
 def main() -> None:

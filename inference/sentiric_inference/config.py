@@ -67,6 +67,9 @@ class EngineSettings(_Model):
     # recently used go. Idle cells slow every decode step a little (docs/performance.md), but
     # a caller's next turn reuses its whole conversation, so the default keeps them all.
     idle_cache_limit: int = Field(default=0, ge=0, le=100_000_000)
+    # Threads that sample a step's sequences (0 = as many as useful when the model runs on a
+    # GPU, up to 8, and one on a CPU, whose cores llama.cpp's threads already use).
+    sampling_threads: int = Field(default=0, ge=0, le=64)
 
 
 class SamplingDefaults(_Model):

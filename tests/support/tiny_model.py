@@ -118,6 +118,9 @@ class TinyDims:
     n_ff: int = 128
     n_ctx_train: int = 4096
     n_merges: int = 200
+    # Pad the vocabulary with unused tokens up to this size (0: no padding), for benches
+    # whose per-token costs grow with it: sampling scans every logit. Qwen 2.5's is 151,936.
+    n_vocab: int = 0
     rope_freq_base: float = 1_000_000.0
     rms_eps: float = 1e-6
 
@@ -171,7 +174,7 @@ def train_bpe(corpus: str, n_merges: int) -> list[tuple[str, str]]:
     return merges
 
 
-def _vocabulary(n_merges: int) -> tuple[list[str], list[int], list[str]]:
+def _vocabulary(n_merges: int, n_vocab: int = 0) -> tuple[list[str], list[int], list[str]]:
     byte_tokens = list(bytes_to_unicode().values())
     merges = train_bpe(_CORPUS, n_merges)
     tokens = byte_tokens[:]
@@ -181,6 +184,9 @@ def _vocabulary(n_merges: int) -> tuple[list[str], list[int], list[str]]:
             seen.add(left + right)
             tokens.append(left + right)
     types = [int(gguf.TokenType.NORMAL)] * len(tokens)
+    padding = max(0, n_vocab - len(tokens) - len(SPECIAL_TOKENS))
+    tokens.extend(f"<|pad_{i}|>" for i in range(padding))
+    types.extend([int(gguf.TokenType.UNUSED)] * padding)
     tokens.extend(SPECIAL_TOKENS)
     types.extend([int(gguf.TokenType.CONTROL)] * len(SPECIAL_TOKENS))
     return tokens, types, [f"{left} {right}" for left, right in merges]
@@ -189,7 +195,7 @@ def _vocabulary(n_merges: int) -> tuple[list[str], list[int], list[str]]:
 def write_tiny_qwen2_gguf(path: Path, *, seed: int = 0, dims: TinyDims | None = None) -> Path:
     """Write the tiny model to `path` (parent created) and return `path`; same seed, same bytes."""
     dims = dims or TinyDims()
-    tokens, token_types, merges = _vocabulary(dims.n_merges)
+    tokens, token_types, merges = _vocabulary(dims.n_merges, dims.n_vocab)
     n_vocab = len(tokens)
     head_dim = dims.n_embd // dims.n_head
     n_embd_kv = head_dim * dims.n_head_kv

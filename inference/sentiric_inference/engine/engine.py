@@ -11,8 +11,10 @@ from pathlib import Path
 from ..config import EngineSettings
 from ..errors import EngineFailure, InvalidRequestError, NotReadyError, PromptTooLongError
 from ..metrics import Metrics
+from .cpus import available_cpus
 from .jobs import Job, Sink
-from .native import Context, Model, resolve_threads
+from .native import Context, Model, gpu_offload_supported, resolve_threads
+from .row_sampling import default_sampling_threads
 from .sampling import build_chain, free_chain
 from .scheduler import Scheduler
 from .stream import GenerationStream
@@ -98,7 +100,17 @@ class Engine:
                 model.n_ctx_train,
                 self._path.name,
             )
-        scheduler = Scheduler(model, ctx, s, self._metrics, on_crash=self._crashed)
+        sampling_threads = s.sampling_threads or default_sampling_threads(
+            gpu_offload=s.gpu_layers != 0 and gpu_offload_supported(), cpus=available_cpus()
+        )
+        scheduler = Scheduler(
+            model,
+            ctx,
+            s,
+            self._metrics,
+            on_crash=self._crashed,
+            sampling_threads=sampling_threads,
+        )
         with self._lock:
             if self._closed:
                 ctx.close()
@@ -110,10 +122,11 @@ class Engine:
             self._reason = ""
         self._metrics.model_ready.set(1)
         log.info(
-            "model %s loaded: %d sequences x %d tokens of context",
+            "model %s loaded: %d sequences x %d tokens of context, sampling on %d thread(s)",
             self._path,
             s.parallel,
             s.context_size,
+            sampling_threads,
         )
 
     async def start(self) -> None:

@@ -61,6 +61,12 @@ def init_backend() -> None:
     llc.llama_backend_init()
 
 
+def gpu_offload_supported() -> bool:
+    """Whether this llama.cpp build can put layers on a GPU (CUDA, Metal, ...)."""
+    init_backend()
+    return bool(llc.llama_supports_gpu_offload())
+
+
 def resolve_threads(threads: int) -> int:
     """0 means one thread per CPU this process may use (affinity, capped by a CPU limit)."""
     if threads > 0:
@@ -219,6 +225,11 @@ class Context:
 
     def sample(self, chain: Any, index: int) -> int:
         return int(llc.llama_sampler_sample(chain, self.ptr, index))
+
+    def ready_logits(self, index: int) -> None:
+        """Wait for the last decode's logits and put them in batch order (see row_sampling)."""
+        if not llc.llama_get_logits_ith(self.ptr, index):
+            raise EngineFailure(f"llama.cpp has no logits for output row {index}")
 
     def seq_rm(self, seq: int, p0: int, p1: int) -> bool:
         return bool(llc.llama_memory_seq_rm(self.memory, seq, p0, p1))

@@ -28,6 +28,7 @@ from .prefix import (
     distinct_cells,
     idle_caches_to_drop,
 )
+from .row_sampling import RowSampler
 from .sampling import free_chain
 from .types import Finished, FinishReason, TextDelta
 
@@ -58,6 +59,7 @@ class Scheduler:
         metrics: Metrics,
         *,
         on_crash: Callable[[str], None],
+        sampling_threads: int = 1,
     ) -> None:
         self._model = model
         self._ctx = context
@@ -69,6 +71,7 @@ class Scheduler:
         self._prefix_cache = settings.prefix_cache
         self._idle_cache_limit = settings.idle_cache_limit
         self._batch = Batch(context.n_batch)
+        self._sampler = RowSampler(context, sampling_threads)
         self._slots = [Slot(i) for i in range(settings.parallel)]
         self._outbox = Outbox()
         # Shared with other threads, guarded by _cond.
@@ -136,6 +139,7 @@ class Scheduler:
                 log.error("scheduler thread did not stop within %.0f s", timeout)
                 return False
         self._batch.close()
+        self._sampler.close()
         return True
 
     # -- scheduler thread -------------------------------------------------------------------
@@ -327,13 +331,10 @@ class Scheduler:
             self._finish(job, FinishReason.ERROR, message)
 
     def _process_outputs(self) -> None:
-        ctx, model, outbox = self._ctx, self._model, self._outbox
-        sampled = 0
-        for job in list(self._running):
-            if job.out_index < 0:
-                continue
-            token = ctx.sample(job.chain, job.out_index)
-            sampled += 1
+        model, outbox = self._model, self._outbox
+        jobs = [job for job in self._running if job.out_index >= 0]
+        tokens = self._sampler.sample([(job.chain, job.out_index) for job in jobs])
+        for job, token in zip(jobs, tokens, strict=True):
             job.generated += 1
             if model.is_eog(token) and not job.request.params.ignore_eos:
                 self._finish_with_tail(job, FinishReason.STOP)
@@ -349,7 +350,7 @@ class Scheduler:
                 self._finish_with_tail(job, FinishReason.CONTEXT_FULL)
             else:
                 job.pending = token
-        self._metrics.generated_tokens.inc(sampled)
+        self._metrics.generated_tokens.inc(len(jobs))
 
     def _finish_with_tail(self, job: Job, reason: FinishReason) -> None:
         tail = job.assembler.finish()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,34 @@ async def test_same_seed_same_output_and_seeds_matter(
     c = await collect(engine.submit(GenerationRequest(prompt, params(7), "c")))
     assert a.text == b.text
     assert a.text != c.text
+
+
+async def test_sampling_on_several_threads_gives_the_same_tokens(
+    make_engine: EngineFactory, tiny_model_path: Path
+) -> None:
+    """Seeded sampling reads only its own row and chain: spreading rows over threads
+    (engine.samplingThreads) changes nothing a client sees."""
+
+    async def run(sampling_threads: int) -> list[str]:
+        engine = await make_engine(
+            tiny_model_path, parallel=6, context_size=256, sampling_threads=sampling_threads
+        )
+        streams = [
+            engine.submit(
+                GenerationRequest(
+                    tuple(engine.tokenize(f"caller {i} asks")),
+                    SamplingParams(temperature=0.9, top_k=40, seed=100 + i, max_tokens=24),
+                    f"t{sampling_threads}-{i}",
+                )
+            )
+            for i in range(6)
+        ]
+        outcomes = await asyncio.gather(*(collect(s) for s in streams))
+        assert all(o.finished is not None and o.finished.completion_tokens > 0 for o in outcomes)
+        return [o.text for o in outcomes]
+
+    serial = await run(1)
+    spread = await run(3)
+    assert any(t.name.startswith("sentiric-sampler") for t in threading.enumerate())
+    assert spread == serial
+    assert len(set(serial)) > 1  # the seeds differ, so the answers do

@@ -64,6 +64,7 @@ def test_configmap_is_the_engine_yaml_serve_reads(tmp_path: Path) -> None:
                 "parallel": 8,
                 "gpuLayers": 0,
                 "idleCacheLimit": 4096,
+                "samplingThreads": 4,
             },
             "sampling": {"temperature": 0.2, "maxTokens": 256},
             "prompt": {"system": "You are terse."},
@@ -84,6 +85,7 @@ def test_configmap_is_the_engine_yaml_serve_reads(tmp_path: Path) -> None:
     assert loaded.model.alias == "qwen-small"
     assert (loaded.engine.context_size, loaded.engine.parallel) == (8192, 8)
     assert loaded.engine.idle_cache_limit == 4096
+    assert loaded.engine.sampling_threads == 4
     assert (loaded.sampling.temperature, loaded.sampling.max_tokens) == (0.2, 256)
     assert loaded.prompt.system == "You are terse."
     assert loaded.server.tls is None
