@@ -21,7 +21,7 @@ from typing import TypeVar
 from .native import Context
 from .sampling import Chain
 
-# Below this many rows per thread the hand-off (~30-50 us a task) costs more than it saves.
+# A worker gets at least this many rows: each hand-off costs a wake-up and a future.
 MIN_ROWS_PER_THREAD = 2
 # Enough for 32 sequences' rows at a few per thread; more threads only add hand-offs.
 MAX_AUTO_THREADS = 8
