@@ -12,6 +12,24 @@ PREFIX = "sentiric_llm"
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+# One scheduler step's phases: a fraction of a millisecond (sampling a few rows, a GPU decode)
+# up to seconds (a long prompt chunk on a CPU).
+_STEP_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 
 class Metrics:
@@ -84,6 +102,18 @@ class Metrics:
         )
         self.decode_steps = Counter(
             f"{PREFIX}_decode_steps", "llama_decode calls made by the scheduler.", registry=r
+        )
+        self.step_decode_seconds = Histogram(
+            f"{PREFIX}_step_decode_seconds",
+            "Seconds each llama_decode took, until its logits were ready (a GPU's included).",
+            buckets=_STEP_BUCKETS,
+            registry=r,
+        )
+        self.step_sampling_seconds = Histogram(
+            f"{PREFIX}_step_sampling_seconds",
+            "Seconds spent sampling one step's sequences (see engine.samplingThreads).",
+            buckets=_STEP_BUCKETS,
+            registry=r,
         )
         self.decode_errors = Counter(
             f"{PREFIX}_decode_errors", "llama_decode calls that failed.", registry=r

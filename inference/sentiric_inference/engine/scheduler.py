@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class Scheduler:
         self._admissions = 0
         self._kv_overlap = 0
         self._slot_freed = False  # a slot became idle this step (its cache may need trimming)
+        self._decode_started = 0.0  # perf_counter() when this step's llama_decode began
         self.kv_cells_used = 0
         self._thread = threading.Thread(target=self._run, name="sentiric-scheduler", daemon=True)
 
@@ -283,6 +285,7 @@ class Scheduler:
 
     def _decode(self) -> bool:
         n_tokens = self._batch.n
+        self._decode_started = time.perf_counter()
         rc = self._ctx.decode(self._batch)
         self._metrics.decode_steps.inc()
         self._metrics.batch_tokens.observe(n_tokens)
@@ -331,9 +334,18 @@ class Scheduler:
             self._finish(job, FinishReason.ERROR, message)
 
     def _process_outputs(self) -> None:
-        model, outbox = self._model, self._outbox
+        model, outbox, metrics = self._model, self._outbox, self._metrics
         jobs = [job for job in self._running if job.out_index >= 0]
+        if not jobs:  # a step of prompt chunks only: llama_decode returned with its work done
+            metrics.step_decode_seconds.observe(time.perf_counter() - self._decode_started)
+            return
+        # On a GPU llama_decode returns before the work is done; reading logits waits for it,
+        # so the decode is timed up to there and sampling from there.
+        self._ctx.ready_logits(jobs[0].out_index)
+        sampling_started = time.perf_counter()
+        metrics.step_decode_seconds.observe(sampling_started - self._decode_started)
         tokens = self._sampler.sample([(job.chain, job.out_index) for job in jobs])
+        metrics.step_sampling_seconds.observe(time.perf_counter() - sampling_started)
         for job, token in zip(jobs, tokens, strict=True):
             job.generated += 1
             if model.is_eog(token) and not job.request.params.ignore_eos:
@@ -350,7 +362,7 @@ class Scheduler:
                 self._finish_with_tail(job, FinishReason.CONTEXT_FULL)
             else:
                 job.pending = token
-        self._metrics.generated_tokens.inc(len(jobs))
+        metrics.generated_tokens.inc(len(jobs))
 
     def _finish_with_tail(self, job: Job, reason: FinishReason) -> None:
         tail = job.assembler.finish()

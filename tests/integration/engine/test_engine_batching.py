@@ -170,3 +170,37 @@ async def test_sampling_on_several_threads_gives_the_same_tokens(
     assert any(t.name.startswith("sentiric-sampler") for t in threading.enumerate())
     assert spread == serial
     assert len(set(serial)) > 1  # the seeds differ, so the answers do
+
+
+async def test_every_step_times_its_decode_and_its_sampling(
+    make_engine: EngineFactory, tiny_model_path: Path
+) -> None:
+    metrics = Metrics()
+    engine = await make_engine(tiny_model_path, parallel=2, context_size=256, metrics=metrics)
+    params = SamplingParams(temperature=0.0, max_tokens=8, ignore_eos=True)
+    prompt = tuple(engine.tokenize("time every step"))
+    out = await collect(engine.submit(GenerationRequest(prompt, params, "timed")))
+    assert out.finished is not None and out.finished.completion_tokens == 8
+    # The prompt's step yields the first token; seven more steps yield the rest.
+    steps = sample_value(metrics, "sentiric_llm_decode_steps_total")
+    assert steps == 8
+    assert sample_value(metrics, "sentiric_llm_step_decode_seconds_count") == steps
+    assert sample_value(metrics, "sentiric_llm_step_sampling_seconds_count") == 8
+    assert sample_value(metrics, "sentiric_llm_step_decode_seconds_sum") > 0
+    assert sample_value(metrics, "sentiric_llm_step_sampling_seconds_sum") > 0
+
+
+async def test_prompt_chunk_steps_time_their_decode_without_sampling(
+    make_engine: EngineFactory, tiny_model_path: Path
+) -> None:
+    metrics = Metrics()
+    engine = await make_engine(
+        tiny_model_path, parallel=1, context_size=256, batch_size=16, metrics=metrics
+    )
+    params = SamplingParams(temperature=0.0, max_tokens=2, ignore_eos=True)
+    prompt = tuple(range(100, 140))  # 40 tokens: chunks of 16, 16 and 8 (the last has logits)
+    out = await collect(engine.submit(GenerationRequest(prompt, params, "chunked")))
+    assert out.finished is not None and out.finished.completion_tokens == 2
+    assert sample_value(metrics, "sentiric_llm_decode_steps_total") == 4
+    assert sample_value(metrics, "sentiric_llm_step_decode_seconds_count") == 4
+    assert sample_value(metrics, "sentiric_llm_step_sampling_seconds_count") == 2

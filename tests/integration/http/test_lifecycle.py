@@ -90,6 +90,8 @@ def test_metrics_expose_the_documented_names(tiny_server: ServerHandle) -> None:
         "sentiric_llm_sequences_max",
         "sentiric_llm_kv_cache_usage_ratio",
         "sentiric_llm_batch_tokens_bucket",
+        "sentiric_llm_step_decode_seconds_bucket",
+        "sentiric_llm_step_sampling_seconds_bucket",
         "sentiric_llm_model_ready",
     ):
         assert f"\n{name}" in text, name
