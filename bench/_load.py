@@ -329,6 +329,17 @@ async def run_wave(
     return Wave(tuple(task.result() for task in tasks), wall)
 
 
+def read_samples(metrics_url: str, names: Sequence[str]) -> dict[str, float]:
+    """Current values of Prometheus samples by their full names (e.g. `x_seconds_sum`)."""
+    text = httpx.get(metrics_url, timeout=10.0).text
+    values = dict.fromkeys(names, 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in values:
+                values[sample.name] += sample.value
+    return values
+
+
 def read_counter(metrics_url: str, name: str) -> float:
     """Current value of a Prometheus counter (its `_total` sample, labels summed)."""
     text = httpx.get(metrics_url, timeout=10.0).text

@@ -23,6 +23,8 @@ FIGURES = (
     "cached_tokens",
     "decode_tokens_per_s",
     "prefill_tokens_per_s",
+    "decode_share",
+    "sampling_share",
 )
 
 
@@ -42,6 +44,11 @@ def describe(result: dict[str, float], tokens: int) -> str:
             line += f" ({result['cached_tokens']:.0f} cached)"
         if "decode_tokens_per_s" in result:
             line += f", decode phase {result['decode_tokens_per_s']:.1f} tok/s"
+        if "decode_share" in result:
+            line += (
+                f", in llama_decode {result['decode_share']:.0%} and sampling "
+                f"{result['sampling_share']:.1%} of the wave"
+            )
         line += ")"
     return line
 
@@ -227,6 +234,12 @@ def print_report(summary: dict[str, Any]) -> None:
             f"(bare prefill of its uncached prompt tokens, then bare decode) "
             f"{figures['sentiric_over_workload_bound']:.3f}"
         )
+        ours = figures["sentiric"]
+        if ours.get("decode_share") is not None:
+            print(
+                f"  sentiric's scheduler: {ours['decode_share']:.0%} of each wave in llama_decode, "
+                f"{ours['sampling_share']:.1%} sampling (medians)"
+            )
     prefix = summary["prefix"]
     if prefix:
         print(

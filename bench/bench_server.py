@@ -67,6 +67,11 @@ BATCH_SIZE = 512
 PREFIX_TOKENS = 1000
 # Prompt length for the prefill ceiling: about what the chat template makes of a message.
 PREFILL_PROMPT_TOKENS = 64
+# Our server's step-phase histograms (seconds summed), as shares of a wave's wall time.
+STEP_SAMPLES = {
+    "decode_share": "sentiric_llm_step_decode_seconds_sum",
+    "sampling_share": "sentiric_llm_step_sampling_seconds_sum",
+}
 
 
 SUBJECTS = (
@@ -124,6 +129,7 @@ class Bench:
         # system -> one dict per round: a burst of streams opening with one new system prompt.
         self.burst: dict[str, list[dict[str, float]]] = {}
         self.loads: list[float] = []
+        self.metrics_url: str | None = None  # our server's, once it runs
 
     async def server_wave(self, client: Chat, model: str, n: int, round_: int) -> Wave:
         conversations: list[Messages] = [
@@ -166,7 +172,9 @@ class Bench:
                 "prefill_tokens_per_s": prefill,
             }
         client, model = clients[system]
+        steps_before = await self.read_step_seconds(system)
         wave = await self.server_wave(client, model, n, round_)
+        steps_after = await self.read_step_seconds(system)
         result = {
             "tokens_per_s": wave.tokens_per_s,
             "ttft_p50_s": wave.ttft(50),
@@ -181,7 +189,19 @@ class Bench:
             "cached_tokens": wave.cached_tokens,
         }
         result.update({key: value for key, value in optional.items() if value is not None})
+        if steps_before and steps_after:
+            # Where our server's scheduler spent the wave: inside llama_decode, sampling, or
+            # elsewhere (its own Python, waiting for requests, the GIL).
+            for key, sample in STEP_SAMPLES.items():
+                result[key] = (steps_after[sample] - steps_before[sample]) / wave.wall
         return result
+
+    async def read_step_seconds(self, system: str) -> dict[str, float] | None:
+        if system != "sentiric" or self.metrics_url is None:
+            return None
+        return await asyncio.to_thread(
+            _load.read_samples, self.metrics_url, list(STEP_SAMPLES.values())
+        )
 
     async def prefix_round(self, client: Chat, model: str, metrics_url: str) -> None:
         rep = len(self.prefix)
@@ -281,6 +301,7 @@ class Bench:
                     },
                 )
             )
+            self.metrics_url = ours.metrics_url
             urls = {
                 "sentiric": ours.openai_base_url,
                 "llama_cpp": servers.enter_context(
