@@ -60,7 +60,6 @@ QUESTIONS = (
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    caller: str
     index: int  # 0 = the caller's first turn
     result: StreamResult
 
@@ -89,7 +88,7 @@ async def line(
                 model, history, max_tokens=args.tokens, sampling=Sampling(seed=caller * 100 + index)
             )
             history.append({"role": "assistant", "content": result.text})
-            turns.append(Turn(f"{first_caller}-{caller}", index, result))
+            turns.append(Turn(index, result))
             await asyncio.sleep(rng.uniform(*args.think))
     return turns
 
