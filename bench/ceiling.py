@@ -2,15 +2,16 @@
 
 The ceiling is what llama.cpp alone does with N sequences advancing one token each per
 llama_decode (short prompt, fixed token, no sampling, no server). With --engine the same
-model, context, batch shape and threads run through sentiric's Engine (N streams, greedy,
-ignore_eos so every stream makes exactly --tokens tokens), interleaved rep by rep with the
-ceiling so background load hits both alike. Printed: medians, the engine/ceiling ratio, the
+model, context, batch shape and threads run through sentiric's Engine (N streams, greedy
+unless --temperature, sampling on --sampling-threads threads, ignore_eos so every stream
+makes exactly --tokens tokens), interleaved rep by rep with the ceiling so background load
+hits both alike. Printed: medians, the engine/ceiling ratio, the
 median of per-rep paired ratios, and the ratio of tokens per CPU-second (which background
 load on a shared machine barely moves). --prefix-ttft adds time to first token for a prompt
 behind a 1,000-token system prompt, first uncached (miss) then cached (hit).
 
     .venv/bin/python bench/ceiling.py [--model PATH] [--seqs 1 4 8] [--tokens 64] [--engine]
-                                      [--prefix-ttft]
+                                      [--temperature 0.8] [--sampling-threads N] [--prefix-ttft]
 """
 
 from __future__ import annotations
@@ -118,7 +119,15 @@ def _ceiling_rate(
         model.close()
 
 
-async def _engine_run(model_path: Path, n_seqs: int, n_tokens: int, threads: int) -> Rate:
+async def _engine_run(
+    model_path: Path,
+    n_seqs: int,
+    n_tokens: int,
+    threads: int,
+    *,
+    temperature: float = 0.0,
+    sampling_threads: int = 0,
+) -> Rate:
     from sentiric_inference.config import EngineSettings
     from sentiric_inference.engine import Engine
     from sentiric_inference.engine.types import Finished, GenerationRequest, SamplingParams
@@ -130,11 +139,21 @@ async def _engine_run(model_path: Path, n_seqs: int, n_tokens: int, threads: int
         batch_size=BATCH_SIZE,
         threads=threads,
         prefix_cache=False,
+        sampling_threads=sampling_threads,
     )
     engine = Engine(model_path, settings, Metrics())
     await engine.start()
     try:
-        params = SamplingParams(temperature=0.0, max_tokens=n_tokens, ignore_eos=True)
+        # temperature 0 is greedy; above it, a chat request's chain (top-k 40, top-p 0.95,
+        # min-p 0.05), whose cost grows with the vocabulary (bench/sampling.py).
+        params = SamplingParams(
+            temperature=temperature,
+            top_k=40,
+            top_p=0.95,
+            min_p=0.05,
+            max_tokens=n_tokens,
+            ignore_eos=True,
+        )
         base = engine.tokenize(PROMPT)
         # Distinct prompts of PROMPT_TOKENS tokens, like the ceiling's per-sequence prompts.
         prompts = [tuple(([7 + i] + base * 4)[:PROMPT_TOKENS]) for i in range(n_seqs)]
@@ -236,6 +255,12 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--engine", action="store_true", help="also measure the Engine")
     parser.add_argument(
+        "--temperature", type=float, default=0.0, help="the Engine's sampling (0 = greedy)"
+    )
+    parser.add_argument(
+        "--sampling-threads", type=int, default=0, help="engine.samplingThreads (0 = auto)"
+    )
+    parser.add_argument(
         "--prefix-ttft",
         action="store_true",
         help="also measure TTFT with a 1,000-token shared system prompt, miss vs hit",
@@ -265,7 +290,18 @@ def _measure(args: argparse.Namespace, model: Path, threads: int, decoder: Decod
             # this one would slow the engine's own decoding (bench/_isolated.py).
             ceiling.append(decoder.call(_ceiling_rate, model, n, args.tokens, threads))
             if args.engine:
-                engine.append(asyncio.run(_engine_run(model, n, args.tokens, threads)))
+                engine.append(
+                    asyncio.run(
+                        _engine_run(
+                            model,
+                            n,
+                            args.tokens,
+                            threads,
+                            temperature=args.temperature,
+                            sampling_threads=args.sampling_threads,
+                        )
+                    )
+                )
         c_wall = statistics.median(r.wall for r in ceiling)
         line = f"N={n}: ceiling median {c_wall:7.1f} tok/s"
         if engine:
