@@ -5,21 +5,25 @@ later; the next turn's prompt is the whole conversation so far, and the engine a
 quickly only if the previous turn's cells are still in the KV cache (prefix reuse). Keeping
 them has a price: llama.cpp's unified cache makes every decode step visit the used cells of
 every sequence, idle ones included (bench/kv_layout.py --idle-cells). `engine.idleCacheLimit`
-bounds those idle cells (0 = keep all, the default). This bench runs one `sentiric-llm serve`
-per limit, side by side, and drives each the same way, rounds alternating between servers:
+bounds those idle cells (0 = keep all, the default). Long prompt chunks have a price too: a
+step that evaluates --batch-size prompt tokens stalls every stream for its whole length, a
+pause a listener hears. This bench runs one `sentiric-llm serve` per value of one engine
+setting (--setting, default idleCacheLimit), side by side, and drives each the same way,
+rounds alternating between servers:
 
   --lines callers at once (each line: one caller after another, --turns turns per caller;
   a caller's turns share a new ~--system-tokens-token system prompt, as a profile's system
   prompt and RAG block are, and carry the whole history), --think seconds (uniform, seeded)
   between a reply and the next turn, --tokens per reply at temperature 0.8.
 
-Printed per limit (medians over rounds, ratios as medians of per-round ratios to the first
-limit): TTFT p50/p95 of first turns and of returning turns, the share of prompt tokens served
-from the cache (usage.prompt_tokens_details.cached_tokens), and streaming speed (tokens/s of
-each reply after its first token, median over replies): the decode cost of the idle cells.
+Printed per value (medians over rounds, ratios as medians of per-round ratios to the first
+value): TTFT p50/p95 of first turns and of returning turns, the share of prompt tokens served
+from the cache (usage.prompt_tokens_details.cached_tokens), streaming speed (tokens/s of each
+reply after its first token, median over replies) and the longest pause between two chunks of
+a reply (p50/p95 over replies).
 
-    .venv/bin/python bench/conversations.py [--limits 0 512] [--lines 8] [--turns 4]
-        [--callers 2] [--rounds 3] [--model PATH]
+    .venv/bin/python bench/conversations.py [--setting idleCacheLimit] [--values 0 512]
+        [--lines 8] [--callers 2] [--turns 4] [--rounds 3] [--model PATH]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import random
@@ -126,6 +131,11 @@ def figures(turns: list[Turn], wall: float) -> dict[str, float]:
         for t in turns
         if t.result.tokens > 1 and t.result.duration > t.result.ttft
     ]
+    pauses = [
+        max(b - a for a, b in itertools.pairwise(t.result.chunk_times))
+        for t in turns
+        if len(t.result.chunk_times) > 1
+    ]
     return {
         "first_ttft_p50": p(first, 50),
         "first_ttft_p95": p(first, 95),
@@ -133,6 +143,8 @@ def figures(turns: list[Turn], wall: float) -> dict[str, float]:
         "later_ttft_p95": p(later, 95),
         "cached_share": cached / prompt if prompt else 0.0,
         "stream_tok_s": statistics.median(speeds),
+        "pause_p50": p(pauses, 50),
+        "pause_p95": p(pauses, 95),
         "tok_s": sum(t.result.tokens for t in turns) / wall,
         "turns": float(len(turns)),
     }
@@ -145,33 +157,35 @@ COLUMNS = (
     ("later_ttft_p95", "later TTFT p95", 1000, "ms"),
     ("cached_share", "prompt cached", 100, "%"),
     ("stream_tok_s", "stream tok/s", 1, ""),
+    ("pause_p50", "longest pause p50", 1000, "ms"),
+    ("pause_p95", "longest pause p95", 1000, "ms"),
     ("tok_s", "total tok/s", 1, ""),
 )
 
 
-def report(results: dict[int, list[dict[str, float]]]) -> None:
-    limits = list(results)
-    base = results[limits[0]]
-    print(f"{'idleCacheLimit':>14} " + " ".join(f"{label:>19}" for _, label, _, _ in COLUMNS))
-    for limit in limits:
+def report(setting: str, results: dict[int, list[dict[str, float]]]) -> None:
+    values = list(results)
+    base = results[values[0]]
+    print(f"{setting:>14} " + " ".join(f"{label:>19}" for _, label, _, _ in COLUMNS))
+    for value in values:
         cells = []
         for key, _, scale, unit in COLUMNS:
-            value = statistics.median(r[key] for r in results[limit]) * scale
-            if math.isnan(value):  # e.g. no returning turns with --turns 1
+            figure = statistics.median(r[key] for r in results[value]) * scale
+            if math.isnan(figure):  # e.g. no returning turns with --turns 1
                 cells.append("-")
             else:
-                cells.append(f"{value:9.1f}{unit:>2}" if unit else f"{value:11.1f}")
-        print(f"{limit:>14} " + " ".join(f"{c:>19}" for c in cells))
-        if limit != limits[0]:
+                cells.append(f"{figure:9.1f}{unit:>2}" if unit else f"{figure:11.1f}")
+        print(f"{value:>14} " + " ".join(f"{c:>19}" for c in cells))
+        if value != values[0]:
             ratios = [
                 statistics.median(
-                    [r[key] / b[key] for r, b in zip(results[limit], base, strict=True) if b[key]]
+                    [r[key] / b[key] for r, b in zip(results[value], base, strict=True) if b[key]]
                     or [math.nan]
                 )
                 for key, _, _, _ in COLUMNS
             ]
             print(
-                f"{'/ ' + str(limits[0]):>14} "
+                f"{'/ ' + str(values[0]):>14} "
                 + " ".join("-".rjust(19) if math.isnan(x) else f"{x:19.3f}" for x in ratios)
             )
 
@@ -179,7 +193,10 @@ def report(results: dict[int, list[dict[str, float]]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="default: embedded SmolLM2")
-    parser.add_argument("--limits", type=int, nargs="+", default=[0, 512])
+    parser.add_argument(
+        "--setting", default="idleCacheLimit", help="the engine setting (engine.yaml key) to vary"
+    )
+    parser.add_argument("--values", type=int, nargs="+", default=[0, 512])
     parser.add_argument("--lines", type=int, default=8, help="callers at once (= parallel)")
     parser.add_argument("--callers", type=int, default=2, help="callers per line, one by one")
     parser.add_argument("--turns", type=int, default=4)
@@ -200,41 +217,41 @@ def main() -> None:
         f"~{args.system_tokens}-token system prompt, {args.tokens} tokens a reply, pauses "
         f"{args.think[0]:g}-{args.think[1]:g} s, {args.threads} threads, {args.rounds} rounds"
     )
-    results: dict[int, list[dict[str, float]]] = {limit: [] for limit in args.limits}
+    results: dict[int, list[dict[str, float]]] = {value: [] for value in args.values}
     with contextlib.ExitStack() as stack:
         servers = {
-            limit: stack.enter_context(
+            value: stack.enter_context(
                 running_server(
                     model_path,
                     parallel=args.lines,
                     context_size=CONTEXT_SIZE,
                     extra_config={
-                        "engine": {"threads": args.threads, "idleCacheLimit": limit},
+                        "engine": {"threads": args.threads, args.setting: value},
                         # The bench reads usage; one INFO line a request would only add load.
                         "server": {"logLevel": "WARNING"},
                     },
                 )
             )
-            for limit in args.limits
+            for value in args.values
         }
         model = model_path.stem
         for round_ in range(args.rounds):
             order = (
-                args.limits[round_ % len(args.limits) :] + args.limits[: round_ % len(args.limits)]
+                args.values[round_ % len(args.values) :] + args.values[: round_ % len(args.values)]
             )
-            for limit in order:
+            for value in order:
                 # A new system prompt per server and round: nothing carries over between them.
                 system, _ = system_prompt(
-                    model_path, f"r{round_}-l{limit}-{time.time_ns()}", args.system_tokens
+                    model_path, f"r{round_}-l{value}-{time.time_ns()}", args.system_tokens
                 )
-                row = asyncio.run(run_round(servers[limit], model, system, round_, args))
-                results[limit].append(row)
+                row = asyncio.run(run_round(servers[value], model, system, round_, args))
+                results[value].append(row)
                 print(
-                    f"round {round_ + 1} limit {limit}: "
+                    f"round {round_ + 1} {args.setting} {value}: "
                     + ", ".join(f"{k} {v:.3f}" for k, v in row.items()),
                     flush=True,
                 )
-    report(results)
+    report(args.setting, results)
 
 
 if __name__ == "__main__":
