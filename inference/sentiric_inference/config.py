@@ -56,7 +56,11 @@ class EngineSettings(_Model):
     parallel: int = Field(default=4, ge=1, le=256)
     gpu_layers: int = Field(default=-1, ge=-1)
     flash_attention: Literal["auto", "on", "off"] = "auto"
-    batch_size: int = Field(default=512, ge=16, le=65536)
+    # Most tokens one llama_decode takes: one per generating sequence, then chunks of waiting
+    # prompts. Every stream waits while a step runs and a CPU evaluates prompts slowly, so
+    # small chunks keep answers flowing there (docs/kubernetes.md). 0 = 512 when layers run on
+    # a GPU, 64 on a CPU (engine/planning.py).
+    batch_size: int = Field(default=0, ge=0, le=65536)
     # 0 = one per CPU this process may use: its affinity, capped by a cgroup CPU limit.
     threads: int = Field(default=0, ge=0, le=1024)
     # Requests waiting for a free sequence before new ones get 429 / RESOURCE_EXHAUSTED.
@@ -70,6 +74,13 @@ class EngineSettings(_Model):
     # Threads that sample a step's sequences (0 = as many as useful when the model runs on a
     # GPU, up to 8, and one on a CPU, whose cores llama.cpp's threads already use).
     sampling_threads: int = Field(default=0, ge=0, le=64)
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_size_is_automatic_or_at_least_16(cls, value: int) -> int:
+        if 0 < value < 16:
+            raise ValueError("must be 0 (automatic) or at least 16")
+        return value
 
 
 class SamplingDefaults(_Model):

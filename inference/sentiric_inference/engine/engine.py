@@ -14,6 +14,7 @@ from ..metrics import Metrics
 from .cpus import available_cpus
 from .jobs import Job, Sink
 from .native import Context, Model, gpu_offload_supported, resolve_threads
+from .planning import default_batch_size
 from .row_sampling import default_sampling_threads
 from .sampling import build_chain, free_chain
 from .scheduler import Scheduler
@@ -73,6 +74,8 @@ class Engine:
                 raise EngineFailure("load() may be called once, before close()")
             self._reason = f"loading model {self._path}"
         s = self._settings
+        gpu_offload = s.gpu_layers != 0 and gpu_offload_supported()
+        batch_size = s.batch_size or default_batch_size(gpu_offload=gpu_offload)
         try:
             model = Model(self._path, gpu_layers=s.gpu_layers)
             try:
@@ -81,7 +84,7 @@ class Engine:
                     n_ctx=s.context_size * s.parallel,
                     n_seq=s.parallel,
                     # One token per sequence must always fit, even with a small batchSize.
-                    n_batch=max(s.batch_size, s.parallel),
+                    n_batch=max(batch_size, s.parallel),
                     threads=resolve_threads(s.threads),
                     flash_attention=s.flash_attention,
                 )
@@ -101,7 +104,7 @@ class Engine:
                 self._path.name,
             )
         sampling_threads = s.sampling_threads or default_sampling_threads(
-            gpu_offload=s.gpu_layers != 0 and gpu_offload_supported(), cpus=available_cpus()
+            gpu_offload=gpu_offload, cpus=available_cpus()
         )
         scheduler = Scheduler(
             model,
@@ -122,10 +125,12 @@ class Engine:
             self._reason = ""
         self._metrics.model_ready.set(1)
         log.info(
-            "model %s loaded: %d sequences x %d tokens of context, sampling on %d thread(s)",
+            "model %s loaded: %d sequences x %d tokens of context, %d-token steps, sampling on "
+            "%d thread(s)",
             self._path,
             s.parallel,
             s.context_size,
+            ctx.n_batch,
             sampling_threads,
         )
 

@@ -204,3 +204,18 @@ async def test_prompt_chunk_steps_time_their_decode_without_sampling(
     assert sample_value(metrics, "sentiric_llm_decode_steps_total") == 4
     assert sample_value(metrics, "sentiric_llm_step_decode_seconds_count") == 4
     assert sample_value(metrics, "sentiric_llm_step_sampling_seconds_count") == 2
+
+
+async def test_cpu_engines_take_prompts_in_64_token_chunks_by_default(
+    make_engine: EngineFactory, tiny_model_path: Path
+) -> None:
+    """engine.batchSize 0: without a GPU, a step evaluates at most 64 tokens, so streams that
+    are generating wait for one short chunk of a long prompt at a time."""
+    metrics = Metrics()
+    engine = await make_engine(tiny_model_path, parallel=1, context_size=512, metrics=metrics)
+    params = SamplingParams(temperature=0.0, max_tokens=1, ignore_eos=True)
+    prompt = tuple(range(100, 300))  # 200 tokens: chunks of 64, 64, 64 and 8
+    out = await collect(engine.submit(GenerationRequest(prompt, params, "auto-batch")))
+    assert out.finished is not None and out.finished.completion_tokens == 1
+    assert sample_value(metrics, "sentiric_llm_decode_steps_total") == 4
+    assert sample_value(metrics, "sentiric_llm_batch_tokens_bucket", {"le": "64.0"}) == 4

@@ -103,7 +103,12 @@ async def test_a_burst_sharing_a_new_system_prompt_evaluates_it_once(
     for the first one's prefill and copy its cells, so the prompt is evaluated once.
     """
     metrics = Metrics()
-    engine = await make_engine(tiny_model_path, parallel=4, context_size=512, metrics=metrics)
+    # One step evaluates the whole system prompt (batchSize 512, the GPU default). In 64-token
+    # chunks (the CPU default) the followers would stop waiting once fewer than
+    # MIN_SHARED_PREFILL shared tokens remained, and evaluate those few themselves.
+    engine = await make_engine(
+        tiny_model_path, parallel=4, context_size=512, batch_size=512, metrics=metrics
+    )
     prompts = [(*SYSTEM, 10 + i, 20 + i) for i in range(4)]
     streams = [
         engine.submit(GenerationRequest(p, SHORT, f"burst-{i}")) for i, p in enumerate(prompts)
@@ -127,7 +132,10 @@ async def test_requests_behind_a_held_one_do_not_take_its_slot(
     """A held request keeps its place: with two slots, the leader and the held follower get
     them, and an unrelated third request waits for a slot to free."""
     metrics = Metrics()
-    engine = await make_engine(tiny_model_path, parallel=2, context_size=512, metrics=metrics)
+    # The whole system prompt in one step, as in the test above.
+    engine = await make_engine(
+        tiny_model_path, parallel=2, context_size=512, batch_size=512, metrics=metrics
+    )
     leader = engine.submit(GenerationRequest((*SYSTEM, 1), ENDLESS, "leader"))
     follower = engine.submit(GenerationRequest((*SYSTEM, 2), ENDLESS, "follower"))
     other = engine.submit(GenerationRequest(tuple(range(400, 420)), SHORT, "other"))

@@ -24,6 +24,7 @@ def serve(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     ("yaml_text", "named"),
     [
         ("engine:\n  contextSize: 10\n", "engine.contextSize"),
+        ("engine:\n  batchSize: 8\n", "engine.batchSize"),
         ("engine:\n  parralel: 4\n", "engine.parralel"),
         ("sampling:\n  temperature: hot\n", "sampling.temperature"),
         ("prompt:\n  ragTemplate: 'no placeholders'\n", "prompt.ragTemplate"),

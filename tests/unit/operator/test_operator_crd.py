@@ -191,6 +191,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "set GPUs with resources.gpu",
     ),
     ("interval", {"monitoring": {"serviceMonitor": {"interval": "often"}}}, "duration"),
+    ("batchSize 8", {"engine": {"batchSize": 8}}, "0 (automatic) or at least 16"),
 ]
 
 

@@ -60,6 +60,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("unknown key", {"engine": {"paralel": 2}}, "spec.engine.paralel"),
     ("bad interval", {"monitoring": {"serviceMonitor": {"interval": "soon"}}}, "interval"),
     ("temperature", {"sampling": {"temperature": 3}}, "spec.sampling.temperature"),
+    ("batchSize 8", {"engine": {"batchSize": 8}}, "spec.engine.batchSize"),
 ]
 
 
