@@ -336,7 +336,9 @@ class Scheduler:
     def _process_outputs(self) -> None:
         model, outbox, metrics = self._model, self._outbox, self._metrics
         jobs = [job for job in self._running if job.out_index >= 0]
-        if not jobs:  # a step of prompt chunks only: llama_decode returned with its work done
+        if not jobs:
+            # Prompt chunks only, no logits to wait for: timed to llama_decode's return (on a
+            # GPU, work still queued then is waited for, and timed, in the next step).
             metrics.step_decode_seconds.observe(time.perf_counter() - self._decode_started)
             return
         # On a GPU llama_decode returns before the work is done; reading logits waits for it,
