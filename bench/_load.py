@@ -330,23 +330,23 @@ async def run_wave(
 
 
 def read_samples(metrics_url: str, names: Sequence[str]) -> dict[str, float]:
-    """Current values of Prometheus samples by their full names (e.g. `x_seconds_sum`)."""
+    """Current values of Prometheus samples by their full names (e.g. `x_seconds_sum`), labels
+    summed; a name the server does not expose raises KeyError rather than reading as 0."""
     text = httpx.get(metrics_url, timeout=10.0).text
-    values = dict.fromkeys(names, 0.0)
+    values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name in values:
-                values[sample.name] += sample.value
+            if sample.name in names:
+                values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    missing = [name for name in names if name not in values]
+    if missing:
+        raise KeyError(f"{', '.join(missing)} not exposed at {metrics_url}")
     return values
 
 
 def read_counter(metrics_url: str, name: str) -> float:
     """Current value of a Prometheus counter (its `_total` sample, labels summed)."""
-    text = httpx.get(metrics_url, timeout=10.0).text
-    for family in text_string_to_metric_families(text):
-        if family.name == name:
-            return sum(s.value for s in family.samples if s.name == f"{name}_total")
-    raise KeyError(f"metric {name} not exposed at {metrics_url}")
+    return read_samples(metrics_url, [f"{name}_total"])[f"{name}_total"]
 
 
 def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_path: Path, name: str) -> None:
