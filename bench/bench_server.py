@@ -29,7 +29,8 @@ sinks the ratio by ~10% whatever the server does. The report also gives the stri
 loop doing the wave's work, i.e. its uncached prompt tokens at the prefill ceiling's rate and
 then the decode steps at the decode ceiling's.
 
-    .venv/bin/python bench/bench_server.py [--rounds 5] [--seqs 1 4 8] [--shared] [--quick]
+    .venv/bin/python bench/bench_server.py [--rounds 5] [--seqs 1 4 8] [--shared] [--repeat]
+                                           [--quick]
 """
 
 from __future__ import annotations
@@ -90,19 +91,28 @@ SUBJECTS = (
 )
 
 
-def user_message(round_: int, n: int, index: int, *, shared: bool = False) -> str:
+def user_message(
+    round_: int, n: int, index: int, *, shared: bool = False, repeat: bool = False
+) -> str:
     """A ~30-token request for a long story, unique to its round, wave size and stream.
 
     The unique label comes first, so two messages share no prefix beyond the chat template's
     (what independent users of one profile share); every server gets the same messages.
     With `shared`, all streams of a wave send one message (still new to the round and N),
-    the workload of a load tool that repeats one prompt.
+    the workload of a load tool that repeats one prompt. With `repeat`, stream i sends the
+    same message in every wave and round (a fixed prompt list, as most load tools use), so a
+    server that keeps prompts cached between requests evaluates them once per run.
     """
     if shared:
         index = 0
-    subject = SUBJECTS[(round_ * 5 + n + index) % len(SUBJECTS)]
+    if repeat:
+        subject = SUBJECTS[index % len(SUBJECTS)]
+        label = f"Story {index + 1}"
+    else:
+        subject = SUBJECTS[(round_ * 5 + n + index) % len(SUBJECTS)]
+        label = f"Story {round_ + 1}.{n}.{index + 1}"
     return (
-        f"Story {round_ + 1}.{n}.{index + 1}: write a long and detailed story about {subject}, "
+        f"{label}: write a long and detailed story about {subject}, "
         "describing the places, the people and everything that happens."
     )
 
@@ -131,10 +141,12 @@ class Bench:
         self.loads: list[float] = []
         self.metrics_url: str | None = None  # our server's, once it runs
 
+    def message(self, round_: int, n: int, index: int) -> str:
+        return user_message(round_, n, index, shared=self.args.shared, repeat=self.args.repeat)
+
     async def server_wave(self, client: Chat, model: str, n: int, round_: int) -> Wave:
         conversations: list[Messages] = [
-            [{"role": "user", "content": user_message(round_, n, i, shared=self.args.shared)}]
-            for i in range(n)
+            [{"role": "user", "content": self.message(round_, n, i)}] for i in range(n)
         ]
         async with asyncio.timeout(self.args.wave_timeout):
             return await _load.run_wave(
@@ -369,6 +381,10 @@ class Bench:
                 max_tokens=8,
                 sampling=self.sampling,
             )
+            if self.args.repeat:
+                # Every round then measures the steady state of a fixed prompt list (its
+                # prompts seen before), not the first wave that evaluates them.
+                await self.server_wave(client, model, max(self.args.seqs), round_=0)
 
 
 def log(line: str) -> None:
@@ -399,6 +415,12 @@ def main() -> int:
         "--shared",
         action="store_true",
         help="all streams of a wave send one message (default: a different one each)",
+    )
+    parser.add_argument(
+        "--repeat",
+        action="store_true",
+        help="stream i sends the same message in every wave and round (a fixed prompt list); "
+        "default: messages new to each wave",
     )
     parser.add_argument(
         "--llama-server",
@@ -442,7 +464,8 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "tokens_per_stream": args.tokens,
         "temperature": args.temperature,
-        "workload": "shared" if args.shared else "unique",
+        "workload": ("shared" if args.shared else "unique")
+        + (" (repeated every wave)" if args.repeat else ""),
         "client": args.client,
         "rounds": args.rounds,
         "ceiling_reps": args.ceiling_reps,
