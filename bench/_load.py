@@ -221,6 +221,10 @@ def _result(
     )
 
 
+# Under the 5 s after which llama-server (cpp-httplib) closes an idle keep-alive connection.
+IDLE_KEEPALIVE_S = 2.0
+
+
 class SSEChat:
     """Streaming chat completions over aiohttp, reading the SSE lines itself.
 
@@ -233,7 +237,11 @@ class SSEChat:
 
     def __init__(self, base_url: str, timeout_s: float) -> None:
         self._url = base_url + "/chat/completions"
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
+        # Reusing a connection the server is closing fails the request ("Server disconnected").
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            connector=aiohttp.TCPConnector(keepalive_timeout=IDLE_KEEPALIVE_S),
+        )
 
     async def __aenter__(self) -> SSEChat:
         return self

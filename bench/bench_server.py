@@ -444,6 +444,9 @@ def main() -> int:
         args.rounds = 1
     if args.no_llama_server:
         args.llama_server = None
+    if args.repeat and not args.no_prefix:
+        # Their ~1,000-token prompts would take every slot and evict the list between rounds.
+        parser.error("--repeat measures a warm prompt list: add --no-prefix")
     if min(args.rounds, args.ceiling_reps, *args.seqs, args.tokens) < 1:
         parser.error("--rounds, --ceiling-reps, --seqs and --tokens must be positive")
     # llama.cpp's load-time warnings from the in-process ceiling would bury the figures.
