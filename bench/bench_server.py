@@ -44,6 +44,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from sentiric_inference.engine.native import resolve_threads
@@ -359,7 +360,8 @@ class Bench:
                     for k, n in enumerate(args.seqs):
                         shift = (round_ + k) % len(systems)
                         for system in systems[shift:] + systems[:shift]:
-                            result = await self.measure(system, n, round_, clients)
+                            with _naming_failures(f"N={n} {system}"):
+                                result = await self.measure(system, n, round_, clients)
                             self.figures[n][system].append(result)
                             log(f"  N={n} {system:12} {describe(result, args.tokens)}")
                     if not args.no_prefix:
@@ -373,22 +375,33 @@ class Bench:
     async def warm_up(self, clients: dict[str, tuple[Chat, str]]) -> None:
         """Page the model in everywhere, so no first round pays for it."""
         await self.decoder.run(measure_ceiling, self.model_path, 1, 8, self.threads)
-        for client, model in clients.values():
-            await _load.stream_chat(
-                client,
-                model,
-                [{"role": "user", "content": "Say hello."}],
-                max_tokens=8,
-                sampling=self.sampling,
-            )
-            if self.args.repeat:
-                # Every round then measures the steady state of a fixed prompt list (its
-                # prompts seen before), not the first wave that evaluates them.
-                await self.server_wave(client, model, max(self.args.seqs), round_=0)
+        for system, (client, model) in clients.items():
+            with _naming_failures(f"warm-up of {system}"):
+                await _load.stream_chat(
+                    client,
+                    model,
+                    [{"role": "user", "content": "Say hello."}],
+                    max_tokens=8,
+                    sampling=self.sampling,
+                )
+                if self.args.repeat:
+                    # Every round then measures the steady state of a fixed prompt list (its
+                    # prompts seen before), not the first wave that evaluates them.
+                    await self.server_wave(client, model, max(self.args.seqs), round_=0)
 
 
 def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _naming_failures(what: str) -> Iterator[None]:
+    """Say which server's wave failed; the traceback of a task group does not."""
+    try:
+        yield
+    except Exception as error:
+        log(f"{what} failed: {error!r}")
+        raise
 
 
 def _interrupt(signum: int, _frame: object) -> None:
