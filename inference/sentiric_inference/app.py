@@ -120,7 +120,7 @@ async def serve(
     exit_code = 0
     await grpc_server.start()
     http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]), name="http")
-    load_task = asyncio.create_task(engine.start(), name="model-load")
+    load_task = asyncio.create_task(serving.start(), name="model-load")
     stop_task = asyncio.create_task(stop.wait(), name="stop-signal")
     host = _display_host(settings.host)
     if on_listening is not None:

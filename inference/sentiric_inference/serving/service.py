@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from sentiric_inference.config import EngineConfig
+from sentiric_inference.engine.prefix import common_prefix_len
 from sentiric_inference.engine.types import (
     Finished,
     FinishReason,
@@ -167,14 +168,64 @@ class Serving:
         self._idle = asyncio.Event()
         self._idle.set()
         self.model_name: str = model_name_for(config)
+        # Set while the profile's system prompt is evaluated ahead (see warm_up).
+        self._warming: str | None = None
 
     @property
     def ready(self) -> bool:
-        return bool(self.engine.ready)
+        """Whether this process should get traffic (/ready, gRPC health)."""
+        return bool(self.engine.ready) and self._warming is None
 
     @property
     def not_ready_reason(self) -> str:
-        return "" if self.ready else str(self.engine.not_ready_reason)
+        if not self.engine.ready:
+            return str(self.engine.not_ready_reason)
+        return self._warming or ""
+
+    async def start(self) -> None:
+        """Load the model, then evaluate the profile's system prompt ahead."""
+        await self.engine.start()
+        await self.warm_up()
+
+    async def warm_up(self) -> None:
+        """Evaluate what every chat request of the profile opens with, once, before /ready.
+
+        With a long profile system prompt (a phone assistant's instructions and RAG rules),
+        the first calls after a pod starts would otherwise each wait for it: seconds on a
+        CPU. Kept in an idle sequence's KV cells, it is then copied into every request that
+        starts with it. /ready stays 503 meanwhile, so a rollout keeps traffic on warm pods;
+        a request that arrives anyway is served and waits for this prefill instead of
+        repeating it. A failure only costs the head start, so it is logged, not raised.
+        """
+        if not self.config.prompt.system.strip() or not self.engine.ready:
+            return
+        self._warming = "evaluating the profile's system prompt"
+        started = time.perf_counter()
+        try:
+            tokens = self._profile_opening()
+            request = GenerationRequest(
+                prompt_tokens=tuple(tokens),
+                params=SamplingParams(temperature=0.0, max_tokens=1),
+                request_id="warm-up",
+                api="warm_up",
+            )
+            finished: Finished | None = None
+            async for event in self.engine.submit(request):
+                if isinstance(event, Finished):
+                    finished = event
+            if finished is None or finished.reason is FinishReason.ERROR:
+                error = finished.error if finished is not None else "no result"
+                log.warning("the profile's system prompt was not evaluated ahead: %s", error)
+                return
+            log.info(
+                "evaluated the profile's system prompt ahead: %d tokens in %.2fs",
+                len(tokens),
+                time.perf_counter() - started,
+            )
+        except SentiricError as exc:
+            log.warning("the profile's system prompt was not evaluated ahead: %s", exc.message)
+        finally:
+            self._warming = None
 
     @property
     def active(self) -> int:
@@ -202,13 +253,8 @@ class Serving:
                 wire = names.get("user_prompt", "user_prompt")
                 raise InvalidRequestError(f"'{wire}' must not be empty.", param=wire)
             sampling = resolve_params(params, self.config.sampling)
-            text = self.render_chat(chat)
-            template = self._chat_template()
-            # A template that writes BOS itself must not get a second one from the tokenizer.
-            add_special = not (template.bos_token and text.startswith(template.bos_token))
-            tokens = self.engine.tokenize(text, add_special=add_special, parse_special=True)
             return self._submit(
-                tokens,
+                self._chat_tokens(chat),
                 sampling,
                 api=api,
                 request_id=request_id,
@@ -247,8 +293,22 @@ class Serving:
             raise
 
     def _check_ready(self) -> None:
-        if not self.ready:
-            raise NotReadyError(f"The model is not ready: {self.not_ready_reason}")
+        # The engine's state, not self.ready: requests during the warm-up are served.
+        if not self.engine.ready:
+            raise NotReadyError(f"The model is not ready: {self.engine.not_ready_reason}")
+
+    def _chat_tokens(self, chat: ChatInput) -> list[int]:
+        text = self.render_chat(chat)
+        template = self._chat_template()
+        # A template that writes BOS itself must not get a second one from the tokenizer.
+        add_special = not (template.bos_token and text.startswith(template.bos_token))
+        return self.engine.tokenize(text, add_special=add_special, parse_special=True)
+
+    def _profile_opening(self) -> list[int]:
+        """The tokens every chat request of this profile starts with: the template's opening
+        and the profile's system prompt, up to where the user's words begin."""
+        one, other = (self._chat_tokens(ChatInput(user_prompt=word)) for word in ("A", "B"))
+        return one[: common_prefix_len(one, other)]
 
     def _chat_template(self) -> ChatTemplate:
         info = self.engine.info

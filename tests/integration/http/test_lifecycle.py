@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletion
 
-from tests.integration.http.conftest import TINY, client_for
+from tests.integration.http.conftest import SMOL, TINY, client_for
 from tests.support.server import ServerHandle, running_server
 
 pytestmark = pytest.mark.model
@@ -72,6 +73,71 @@ def test_ready_is_503_with_a_reason_until_the_model_loads(smollm2_path: Path) ->
         not_ready = [body for status, body in seen if status == 503]
         assert not_ready, "the model loaded before the first /ready answer; no 503 observed"
         assert not_ready[0]["status"] == "not_ready" and "load" in not_ready[0]["reason"]
+
+
+# About 600 tokens: long enough that evaluating it takes a visible while on a CPU.
+PROFILE_SYSTEM = "You are the phone assistant of Acme Tools. " + " ".join(
+    f"Rule {i}: when a caller asks about product line {i}, cite section {i}.{i % 7} of the manual."
+    for i in range(1, 41)
+)
+
+
+def cached_tokens(reply: ChatCompletion) -> int:
+    assert reply.usage is not None and reply.usage.prompt_tokens_details is not None
+    return reply.usage.prompt_tokens_details.cached_tokens or 0
+
+
+def test_the_profile_system_prompt_is_evaluated_before_ready(smollm2_path: Path) -> None:
+    config = {"model": {"alias": SMOL}, "prompt": {"system": PROFILE_SYSTEM}}
+    with running_server(smollm2_path, wait=False, extra_config=config) as server:
+        client = client_for(server)
+        question = [{"role": "user", "content": "What does rule 3 say?"}]
+        reasons: list[str] = []
+        during: ChatCompletion | None = None
+        deadline = time.monotonic() + 180
+        with httpx.Client(timeout=5) as http:
+            while time.monotonic() < deadline:
+                try:
+                    response = http.get(f"{server.http_url}/ready")
+                except httpx.TransportError:
+                    assert server.process.poll() is None, server.log_text()
+                    time.sleep(0.01)
+                    continue
+                if response.status_code == 200:
+                    break
+                reasons.append(response.json()["reason"])
+                if during is None and "system prompt" in reasons[-1]:
+                    # Not ready for traffic, but a request that arrives anyway is served: it
+                    # waits for the same prefill and reuses it.
+                    during = client.chat.completions.create(
+                        model=SMOL, max_tokens=4, messages=question
+                    )
+                time.sleep(0.01)
+        assert response.status_code == 200, reasons
+        assert any("system prompt" in reason for reason in reasons), reasons
+        assert during is not None and during.choices[0].finish_reason in ("stop", "length")
+        before = metric(server, "sentiric_llm_prefix_cache_tokens_total")
+        first = client.chat.completions.create(model=SMOL, max_tokens=4, messages=question)
+        assert first.usage is not None
+        # Everything up to the user's words came from the cache (>= 600 system tokens).
+        opening = cached_tokens(first)
+        assert opening >= 600 and first.usage.prompt_tokens - opening < 16, first.usage
+        assert cached_tokens(during) >= opening - 16
+        assert metric(server, "sentiric_llm_prefix_cache_tokens_total") - before == opening
+        assert "evaluated the profile's system prompt ahead" in server.log_text()
+
+
+def test_a_profile_system_prompt_too_long_to_evaluate_ahead_still_lets_the_server_serve(
+    tiny_model_path: Path,
+) -> None:
+    config = {"model": {"alias": TINY}, "prompt": {"system": PROFILE_SYSTEM}}
+    with running_server(tiny_model_path, context_size=256, extra_config=config) as server:
+        assert "was not evaluated ahead" in server.log_text()
+        with pytest.raises(openai.BadRequestError) as info:
+            client_for(server).chat.completions.create(
+                model=TINY, max_tokens=4, messages=[{"role": "user", "content": "hi"}]
+            )
+        assert info.value.body["param"] == "messages"
 
 
 def test_metrics_expose_the_documented_names(tiny_server: ServerHandle) -> None:
