@@ -222,8 +222,9 @@ class Serving:
                 len(tokens),
                 time.perf_counter() - started,
             )
-        except SentiricError as exc:
-            log.warning("the profile's system prompt was not evaluated ahead: %s", exc.message)
+        except Exception as exc:  # whatever fails only costs the head start
+            reason = exc.message if isinstance(exc, SentiricError) else repr(exc)
+            log.warning("the profile's system prompt was not evaluated ahead: %s", reason)
         finally:
             self._warming = None
 
