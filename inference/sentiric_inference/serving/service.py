@@ -213,9 +213,10 @@ class Serving:
             async for event in self.engine.submit(request):
                 if isinstance(event, Finished):
                     finished = event
-            if finished is None or finished.reason is FinishReason.ERROR:
-                error = finished.error if finished is not None else "no result"
-                log.warning("the profile's system prompt was not evaluated ahead: %s", error)
+            if finished is None or finished.reason not in (FinishReason.STOP, FinishReason.LENGTH):
+                # An error, or cancelled because the server is stopping.
+                why = (finished.error or finished.reason) if finished is not None else "no result"
+                log.warning("the profile's system prompt was not evaluated ahead: %s", why)
                 return
             log.info(
                 "evaluated the profile's system prompt ahead: %d tokens in %.2fs",

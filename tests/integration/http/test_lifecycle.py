@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from tests.integration.http.conftest import SMOL, TINY, client_for
 from tests.support.server import ServerHandle, running_server
@@ -35,6 +35,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def ready_text(server: ServerHandle) -> str:
+    """/ready's body, or "" while nothing listens yet (the process must still run)."""
+    try:
+        return httpx.get(f"{server.http_url}/ready", timeout=5).text
+    except httpx.TransportError:
+        assert server.process.poll() is None, server.log_text()
+        return ""
 
 
 def long_stream_request(server: ServerHandle) -> httpx.Request:
@@ -91,7 +100,9 @@ def test_the_profile_system_prompt_is_evaluated_before_ready(smollm2_path: Path)
     config = {"model": {"alias": SMOL}, "prompt": {"system": PROFILE_SYSTEM}}
     with running_server(smollm2_path, wait=False, extra_config=config) as server:
         client = client_for(server)
-        question = [{"role": "user", "content": "What does rule 3 say?"}]
+        question: list[ChatCompletionMessageParam] = [
+            {"role": "user", "content": "What does rule 3 say?"}
+        ]
         reasons: list[str] = []
         during: ChatCompletion | None = None
         deadline = time.monotonic() + 180
@@ -272,6 +283,21 @@ def test_sigterm_lets_an_in_flight_stream_finish(tiny_model_path: Path) -> None:
         assert finishes[-1] in ("stop", "length")
         assert server.process.wait(timeout=30) == 0
         assert "shutting down" in server.log_text()
+
+
+def test_sigterm_during_the_system_prompt_warm_up_stops_at_once(smollm2_path: Path) -> None:
+    # ~1,800 tokens: seconds of prefill on a CPU, so the signal lands in the middle of it.
+    config = {"model": {"alias": SMOL}, "prompt": {"system": " ".join([PROFILE_SYSTEM] * 3)}}
+    with running_server(smollm2_path, context_size=4096, extra_config=config, wait=False) as server:
+        wait_until(lambda: "system prompt" in ready_text(server), 180, "the warm-up to start")
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+        log = server.log_text()
+    # The prefill was abandoned (at its next 64-token chunk), not waited for.
+    assert "evaluated the profile's system prompt ahead" not in log, log
+    assert time.monotonic() - signalled < 20
+    assert '"stopped"' in log
 
 
 def test_streams_still_running_after_the_grace_period_end_with_an_error_chunk(
