@@ -46,6 +46,31 @@ def ready_text(server: ServerHandle) -> str:
         return ""
 
 
+def ready_answers(
+    server: ServerHandle,
+    timeout: float,
+    on_not_ready: Callable[[dict[str, str]], None] | None = None,
+) -> list[tuple[int, dict[str, str]]]:
+    """Poll /ready until it says 200 (bounded): every answer, in order."""
+    seen: list[tuple[int, dict[str, str]]] = []
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=5) as http:
+        while time.monotonic() < deadline:
+            try:
+                response = http.get(f"{server.http_url}/ready")
+            except httpx.TransportError:
+                assert server.process.poll() is None, server.log_text()
+                time.sleep(0.01)
+                continue
+            seen.append((response.status_code, response.json()))
+            if response.status_code == 200:
+                return seen
+            if on_not_ready is not None:
+                on_not_ready(seen[-1][1])
+            time.sleep(0.01)
+    raise AssertionError(f"/ready did not say 200 within {timeout:.0f}s: {seen[-3:]}")
+
+
 def long_stream_request(server: ServerHandle) -> httpx.Request:
     return httpx.Request(
         "POST",
@@ -63,21 +88,8 @@ def long_stream_request(server: ServerHandle) -> httpx.Request:
 
 def test_ready_is_503_with_a_reason_until_the_model_loads(smollm2_path: Path) -> None:
     with running_server(smollm2_path, wait=False) as server:
-        seen: list[tuple[int, dict[str, str]]] = []
-        deadline = time.monotonic() + 120
-        with httpx.Client(timeout=5) as http:
-            while time.monotonic() < deadline:
-                try:
-                    response = http.get(f"{server.http_url}/ready")
-                except httpx.TransportError:
-                    assert server.process.poll() is None, server.log_text()
-                    time.sleep(0.01)
-                    continue
-                seen.append((response.status_code, response.json()))
-                if response.status_code == 200:
-                    break
-            health = http.get(f"{server.http_url}/health")
-        assert health.status_code == 200
+        seen = ready_answers(server, 120)
+        assert httpx.get(f"{server.http_url}/health", timeout=5).status_code == 200
         assert seen[-1][0] == 200
         not_ready = [body for status, body in seen if status == 503]
         assert not_ready, "the model loaded before the first /ready answer; no 503 observed"
@@ -103,37 +115,28 @@ def test_the_profile_system_prompt_is_evaluated_before_ready(smollm2_path: Path)
         question: list[ChatCompletionMessageParam] = [
             {"role": "user", "content": "What does rule 3 say?"}
         ]
-        reasons: list[str] = []
-        during: ChatCompletion | None = None
-        deadline = time.monotonic() + 180
-        with httpx.Client(timeout=5) as http:
-            while time.monotonic() < deadline:
-                try:
-                    response = http.get(f"{server.http_url}/ready")
-                except httpx.TransportError:
-                    assert server.process.poll() is None, server.log_text()
-                    time.sleep(0.01)
-                    continue
-                if response.status_code == 200:
-                    break
-                reasons.append(response.json()["reason"])
-                if during is None and "system prompt" in reasons[-1]:
-                    # Not ready for traffic, but a request that arrives anyway is served: it
-                    # waits for the same prefill and reuses it.
-                    during = client.chat.completions.create(
-                        model=SMOL, max_tokens=4, messages=question
-                    )
-                time.sleep(0.01)
-        assert response.status_code == 200, reasons
+        during: list[ChatCompletion] = []
+
+        def ask_while_warming(body: dict[str, str]) -> None:
+            if not during and "system prompt" in body["reason"]:
+                # Not ready for traffic, but a request that arrives anyway is served: it
+                # waits for the same prefill and reuses it.
+                during.append(
+                    client.chat.completions.create(model=SMOL, max_tokens=4, messages=question)
+                )
+
+        seen = ready_answers(server, 180, on_not_ready=ask_while_warming)
+        reasons = [body["reason"] for status, body in seen if status == 503]
+        assert seen[-1][0] == 200, reasons
         assert any("system prompt" in reason for reason in reasons), reasons
-        assert during is not None and during.choices[0].finish_reason in ("stop", "length")
+        assert during and during[0].choices[0].finish_reason in ("stop", "length")
         before = metric(server, "sentiric_llm_prefix_cache_tokens_total")
         first = client.chat.completions.create(model=SMOL, max_tokens=4, messages=question)
         assert first.usage is not None
         # Everything up to the user's words came from the cache (>= 600 system tokens).
         opening = cached_tokens(first)
         assert opening >= 600 and first.usage.prompt_tokens - opening < 16, first.usage
-        assert cached_tokens(during) >= opening - 16
+        assert cached_tokens(during[0]) >= opening - 16
         assert metric(server, "sentiric_llm_prefix_cache_tokens_total") - before == opening
         assert "evaluated the profile's system prompt ahead" in server.log_text()
 
