@@ -142,12 +142,11 @@ class Bench:
         self.loads: list[float] = []
         self.metrics_url: str | None = None  # our server's, once it runs
 
-    def message(self, round_: int, n: int, index: int) -> str:
-        return user_message(round_, n, index, shared=self.args.shared, repeat=self.args.repeat)
-
     async def server_wave(self, client: Chat, model: str, n: int, round_: int) -> Wave:
+        shared, repeat = self.args.shared, self.args.repeat
         conversations: list[Messages] = [
-            [{"role": "user", "content": self.message(round_, n, i)}] for i in range(n)
+            [{"role": "user", "content": user_message(round_, n, i, shared=shared, repeat=repeat)}]
+            for i in range(n)
         ]
         async with asyncio.timeout(self.args.wave_timeout):
             return await _load.run_wave(

@@ -19,6 +19,7 @@ from sentiric_inference.engine.types import (
     TextDelta,
 )
 from sentiric_inference.errors import (
+    EngineFailure,
     InvalidRequestError,
     NotReadyError,
     OverloadedError,
@@ -216,8 +217,7 @@ class Serving:
             if finished is None or finished.reason not in (FinishReason.STOP, FinishReason.LENGTH):
                 # An error, or cancelled because the server is stopping.
                 why = (finished.error or finished.reason) if finished is not None else "no result"
-                log.warning("the profile's system prompt was not evaluated ahead: %s", why)
-                return
+                raise EngineFailure(str(why))
             log.info(
                 "evaluated the profile's system prompt ahead: %d tokens in %.2fs",
                 len(tokens),

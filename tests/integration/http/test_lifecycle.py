@@ -37,13 +37,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.05)
 
 
-def ready_text(server: ServerHandle) -> str:
-    """/ready's body, or "" while nothing listens yet (the process must still run)."""
+def ready_answer(server: ServerHandle) -> tuple[int, dict[str, str]] | None:
+    """/ready's status and body, or None while nothing listens yet (the process must run)."""
     try:
-        return httpx.get(f"{server.http_url}/ready", timeout=5).text
+        response = httpx.get(f"{server.http_url}/ready", timeout=5)
     except httpx.TransportError:
         assert server.process.poll() is None, server.log_text()
-        return ""
+        return None
+    return response.status_code, response.json()
 
 
 def ready_answers(
@@ -54,20 +55,15 @@ def ready_answers(
     """Poll /ready until it says 200 (bounded): every answer, in order."""
     seen: list[tuple[int, dict[str, str]]] = []
     deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=5) as http:
-        while time.monotonic() < deadline:
-            try:
-                response = http.get(f"{server.http_url}/ready")
-            except httpx.TransportError:
-                assert server.process.poll() is None, server.log_text()
-                time.sleep(0.01)
-                continue
-            seen.append((response.status_code, response.json()))
-            if response.status_code == 200:
+    while time.monotonic() < deadline:
+        answer = ready_answer(server)
+        if answer is not None:
+            seen.append(answer)
+            if answer[0] == 200:
                 return seen
             if on_not_ready is not None:
-                on_not_ready(seen[-1][1])
-            time.sleep(0.01)
+                on_not_ready(answer[1])
+        time.sleep(0.01)
     raise AssertionError(f"/ready did not say 200 within {timeout:.0f}s: {seen[-3:]}")
 
 
@@ -292,7 +288,9 @@ def test_sigterm_during_the_system_prompt_warm_up_stops_at_once(smollm2_path: Pa
     # ~1,800 tokens: seconds of prefill on a CPU, so the signal lands in the middle of it.
     config = {"model": {"alias": SMOL}, "prompt": {"system": " ".join([PROFILE_SYSTEM] * 3)}}
     with running_server(smollm2_path, context_size=4096, extra_config=config, wait=False) as server:
-        wait_until(lambda: "system prompt" in ready_text(server), 180, "the warm-up to start")
+        wait_until(
+            lambda: "system prompt" in str(ready_answer(server)), 180, "the warm-up to start"
+        )
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=30) == 0
