@@ -118,6 +118,36 @@ class TLSSettings(_Model):
     client_ca_file: Path | None = Field(default=None, alias="clientCAFile")
 
 
+class LimitsSettings(_Model):
+    """What one request may cost the server before it is refused (docs/http-api.md, Limits).
+
+    Every bound is checked before the work it protects runs, so a hostile request is a
+    400 / 413 / INVALID_ARGUMENT instead of a crash, a frozen event loop or lasting memory.
+    """
+
+    # An HTTP request body, and a gRPC request message, larger than this is refused unread.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    # Seconds a client gets to send a request's headers, and then its whole body: slow or
+    # stalled senders are dropped instead of holding a connection forever.
+    read_timeout_seconds: float = Field(default=15.0, gt=0, le=3600)
+    # HTTP connections plus in-flight requests (HTTP 503 beyond), and concurrent gRPC calls
+    # (RESOURCE_EXHAUSTED beyond).
+    max_connections: int = Field(default=1024, ge=1, le=1_000_000)
+    # Characters of prompt text (every message, RAG context and system prompt together)
+    # checked before tokenizing; 0 = 16 per token of engine.contextSize, more than any real
+    # text needs to fill the context.
+    max_prompt_chars: int = Field(default=0, ge=0, le=1024 * 1024 * 1024)
+    # A response_format JSON schema: its size as JSON, how deeply it (or a `pattern`'s
+    # groups) may nest, the largest count keyword (maxLength, minItems, {m,n}, ...) and how
+    # many properties one object may list. Each keeps the grammar llama.cpp builds bounded.
+    max_schema_bytes: int = Field(default=64 * 1024, ge=256, le=64 * 1024 * 1024)
+    max_schema_depth: int = Field(default=32, ge=2, le=256)
+    max_schema_repetition: int = Field(default=1000, ge=1, le=100_000)
+    max_schema_properties: int = Field(default=256, ge=1, le=100_000)
+    # The GBNF grammar generated from a schema; also bounds what the grammar cache holds.
+    max_grammar_bytes: int = Field(default=256 * 1024, ge=1024, le=256 * 1024 * 1024)
+
+
 class ServerSettings(_Model):
     host: str = "0.0.0.0"
     http_port: int = Field(default=HTTP_PORT, ge=1, le=65535)
@@ -125,6 +155,7 @@ class ServerSettings(_Model):
     tls: TLSSettings | None = None
     log_format: Literal["json", "text"] = "text"
     log_level: str = "INFO"
+    limits: LimitsSettings = LimitsSettings()
 
 
 class EngineConfig(_Model):
