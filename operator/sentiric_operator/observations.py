@@ -23,6 +23,8 @@ class ContainerObservation:
     waiting_message: str | None = None
     # The current state when terminated, else the last termination (what a crash loop shows).
     exit_code: int | None = None
+    # Filled by few runtimes; most report a death by signal only as exit code 128 + signal.
+    signal: int | None = None
     terminated_reason: str | None = None
     terminated_message: str | None = None
     terminated_now: bool = False
@@ -81,6 +83,7 @@ def _container(status: Mapping[str, Any]) -> ContainerObservation:
         waiting_reason=waiting.get("reason"),
         waiting_message=waiting.get("message"),
         exit_code=_int(ended["exitCode"]) if "exitCode" in ended else None,
+        signal=_int(ended.get("signal")) or None,
         terminated_reason=ended.get("reason"),
         terminated_message=ended.get("message"),
         terminated_now=terminated is not None,

@@ -16,6 +16,7 @@ from typing import Any
 from sentiric_operator.builders import endpoints, selector_string
 from sentiric_operator.builders.configmap import MODEL_DIR
 from sentiric_operator.builders.deployment import DOWNLOAD_CONTAINER, SERVE_CONTAINER
+from sentiric_operator.crashes import crash_of, log_tail
 from sentiric_operator.observations import (
     ContainerObservation,
     DeploymentObservation,
@@ -32,6 +33,8 @@ IMAGE_PULL_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 )
 CONFIG_ERROR_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+ENGINE_CRASHED = "EngineCrashed"
+CONTAINER_CRASHING = "ContainerCrashing"
 _MESSAGE_TAIL = 600
 
 
@@ -186,21 +189,58 @@ def _config_message(pod: PodObservation, c: ContainerObservation) -> str:
     )
 
 
-def _serve_problem(pod: PodObservation) -> Condition | None:
+def _engine_crashed(profile: Profile, pod: PodObservation, c: ContainerObservation) -> Condition:
+    crash = crash_of(c)
+    assert crash is not None
+    if crash.oom_killed:
+        limit = profile.spec.resources.limits.get("memory")
+        hint = (
+            f"raise spec.resources.limits.memory (now {limit}) or lower engine.contextSize or "
+            "engine.parallel (the KV cache grows with both)"
+            if limit is not None
+            else "the pod has no memory limit, so its node ran out of memory: set "
+            "spec.resources.requests.memory and limits.memory to what the model needs"
+        )
+    elif crash.could_be_a_stop:
+        hint = (
+            f"{crash.name} is also how the kubelet stops a container whose liveness probe "
+            f"fails; kubectl describe pod -n {profile.namespace} {pod.name} shows which"
+        )
+    else:
+        hint = "a crash inside the engine process (llama.cpp or another native library)"
+    tail = log_tail(c.terminated_message)
+    return Condition(
+        AVAILABLE,
+        "False",
+        ENGINE_CRASHED,
+        f"pod {pod.name}: the inference engine was {crash.describe()}, {c.restart_count} "
+        f"restarts; {hint}. Last log lines: {tail or 'none'}. kubectl logs -n "
+        f"{profile.namespace} {pod.name} -c {SERVE_CONTAINER} --previous",
+    )
+
+
+def _serve_problem(profile: Profile, pod: PodObservation) -> Condition | None:
     c = pod.container(SERVE_CONTAINER)
     if c is None:
         return None
+    crash = crash_of(c)
     if c.waiting_reason == "CrashLoopBackOff" or (c.terminated_now and c.exit_code):
+        if crash is not None:
+            return _engine_crashed(profile, pod, c)
         return Condition(
             AVAILABLE,
             "False",
-            "ContainerCrashing",
+            CONTAINER_CRASHING,
             f"pod {pod.name}: the inference container exits (code {c.exit_code}, "
             f"{c.restart_count} restarts): {_tail(c.terminated_message) or 'no message'}. "
             f"kubectl logs {pod.name} -c {SERVE_CONTAINER} --previous",
         )
     if c.running and not c.ready:
         if c.restart_count > 0:
+            # Restarted and loading again: a signal no stop sends (SIGSEGV, an OOM kill) says
+            # the engine crashed; SIGKILL/SIGTERM alone are what a failing liveness probe ends in.
+            if crash is not None and not crash.could_be_a_stop:
+                return _engine_crashed(profile, pod, c)
             return Condition(
                 AVAILABLE,
                 "False",
@@ -235,11 +275,12 @@ def _available_condition(
             "MinimumReplicasAvailable",
             f"{deployment.available_replicas} of {profile.spec.replicas} replicas serve requests",
         )
-    for check in (_unschedulable, _serve_problem):
-        for pod in pods:
-            problem = check(pod)
-            if problem is not None:
-                return problem
+    for pod in pods:
+        if (unschedulable := _unschedulable(pod)) is not None:
+            return unschedulable
+    for pod in pods:
+        if (problem := _serve_problem(profile, pod)) is not None:
+            return problem
     if model.status == "False" and model.reason != "WaitingForPod":
         return Condition(AVAILABLE, "False", model.reason, model.message)
     if deployment.replica_failure:
@@ -257,7 +298,12 @@ def _available_condition(
 
 
 def _ready_condition(
-    profile: Profile, observed: Observed, model: Condition, available: Condition, checksum: str
+    profile: Profile,
+    observed: Observed,
+    pods: Sequence[PodObservation],
+    model: Condition,
+    available: Condition,
+    checksum: str,
 ) -> Condition:
     if observed.apply_error:
         return Condition(READY, "False", "ApplyFailed", observed.apply_error)
@@ -278,6 +324,12 @@ def _ready_condition(
         and d.replicas == d.updated_replicas
     )
     if not rolled:
+        # Another replica serves, but one that crashes stalls the rollout: say so, not only
+        # "Progressing", so a crashing engine is visible in `kubectl get llmp` either way.
+        for pod in pods:
+            problem = _serve_problem(profile, pod)
+            if problem is not None and problem.reason in (ENGINE_CRASHED, CONTAINER_CRASHING):
+                return Condition(READY, "False", problem.reason, problem.message)
         return Condition(
             READY,
             "False",
@@ -371,7 +423,7 @@ def compute_status(
     pods = _live(observed.pods)
     model = _model_condition(profile, pods)
     available = _available_condition(profile, observed.deployment, pods, model)
-    ready = _ready_condition(profile, observed, model, available, config_checksum)
+    ready = _ready_condition(profile, observed, pods, model, available, config_checksum)
     conditions = [model, available, ready]
     monitoring = _monitoring_condition(observed.monitoring)
     if monitoring is not None:

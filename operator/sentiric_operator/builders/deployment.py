@@ -150,7 +150,12 @@ def _http_probe(path: str, *, period: int, failures: int, timeout: int) -> dict[
 
 
 def _serve_container(spec: ProfileSpec, image: str, pull_policy: dict[str, str]) -> dict[str, Any]:
-    env: list[dict[str, Any]] = [{"name": "HOME", "value": "/tmp"}]
+    env: list[dict[str, Any]] = [
+        {"name": "HOME", "value": "/tmp"},
+        # A native crash (SIGSEGV, SIGABRT, ... in llama.cpp) then prints the Python stack to
+        # stderr before the process dies, so it is among the last log lines the status shows.
+        {"name": "PYTHONFAULTHANDLER", "value": "1"},
+    ]
     env += [e.model_dump(by_alias=True, exclude_none=True) for e in spec.env]
     return {
         "name": SERVE_CONTAINER,
@@ -162,6 +167,9 @@ def _serve_container(spec: ProfileSpec, image: str, pull_policy: dict[str, str])
             {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
         ],
         "env": env,
+        # When the engine dies (a signal, an OOM kill), the kubelet keeps the end of its log
+        # as the termination message; the operator puts it into the EngineCrashed condition.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": _resources(spec),
         # Three questions, three probes: has the model finished loading (startup), may this
         # pod take traffic now (readiness), is the process wedged and worth a restart (liveness).

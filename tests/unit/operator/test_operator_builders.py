@@ -156,6 +156,9 @@ def test_deployment_runs_download_then_serve_with_the_same_config() -> None:
     assert download["image"] == serve["image"] == IMAGE
     assert {p["name"]: p["containerPort"] for p in serve["ports"]} == {"http": 16070, "grpc": 16071}
     assert download["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    # The end of a crashed engine's log (faulthandler's stack included) reaches the status.
+    assert serve["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert {"name": "PYTHONFAULTHANDLER", "value": "1"} in serve["env"]
     assert not any(e["name"] == "HF_TOKEN" for e in download["env"])
     cache_mounts = {
         c["name"]: next(m for m in c["volumeMounts"] if m["name"] == "model-cache")

@@ -19,6 +19,7 @@ PURE = [
     "settings",
     "metrics",
     "observations",
+    "crashes",
     "statuses",
     "finalizers",
     "builders",

@@ -142,3 +142,39 @@ def test_deployment() -> None:
     assert d.replica_failure == "exceeded quota"
     fresh = observe_deployment({"metadata": {"name": "new"}, "spec": {}})
     assert (fresh.desired_replicas, fresh.replicas, fresh.replica_failure) == (1, 0, None)
+
+
+def test_serve_container_killed_by_a_signal() -> None:
+    pod = observe_pod(
+        {
+            "metadata": {"name": "s"},
+            "status": {
+                "containerStatuses": [
+                    {
+                        "name": "inference",
+                        "restartCount": 3,
+                        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                        "lastState": {
+                            "terminated": {
+                                "exitCode": 139,
+                                "signal": 11,
+                                "reason": "Error",
+                                "message": "Fatal Python error: Segmentation fault",
+                            }
+                        },
+                    },
+                    {
+                        "name": "sidecar",
+                        "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+                    },
+                ],
+            },
+        }
+    )
+    serve = pod.container("inference")
+    assert serve is not None
+    assert (serve.exit_code, serve.signal, serve.terminated_now) == (139, 11, False)
+    assert serve.terminated_message == "Fatal Python error: Segmentation fault"
+    other = pod.container("sidecar")
+    assert other is not None
+    assert (other.exit_code, other.signal, other.terminated_reason) == (137, None, "OOMKilled")

@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 from operator_samples import container, downloaded, pod, profile, serving
 from sentiric_operator.builders.configmap import config_checksum, config_data
-from sentiric_operator.observations import DeploymentObservation, PodObservation
+from sentiric_operator.observations import (
+    ContainerObservation,
+    DeploymentObservation,
+    PodObservation,
+)
 from sentiric_operator.specs import Profile
 from sentiric_operator.statuses import (
     Monitoring,
@@ -65,6 +69,20 @@ def _message(status: dict[str, Any], type_: str) -> str:
 
 P = profile()
 GPU = profile({"resources": {"gpu": 1}})
+
+
+def crashed(exit_code: int, **fields: Any) -> ContainerObservation:
+    """The inference container in a crash loop after its last run ended with `exit_code`."""
+    base: dict[str, Any] = {
+        "waiting_reason": "CrashLoopBackOff",
+        "restart_count": 2,
+        "exit_code": exit_code,
+        "terminated_reason": "Error",
+        "terminated_message": "loading model\nllama_decode: failed",
+    }
+    return container("inference", **{**base, **fields})
+
+
 READY_DEPLOYMENT = {
     "replicas": 1,
     "ready_replicas": 1,
@@ -253,6 +271,92 @@ CASES: list[
             "Available": ("False", "ContainerCrashing"),
             "Ready": ("False", "ContainerCrashing"),
         },
+    ),
+    (
+        "engine killed by SIGSEGV, crash loop",
+        P,
+        {},
+        [pod(init=(downloaded(),), main=(crashed(139, restart_count=3),))],
+        {
+            "ModelReady": ("True", "ModelDownloaded"),
+            "Available": ("False", "EngineCrashed"),
+            "Ready": ("False", "EngineCrashed"),
+        },
+    ),
+    (
+        "engine killed by SIGABRT, terminated now",
+        P,
+        {},
+        [pod(init=(downloaded(),), main=(crashed(134, waiting_reason=None, terminated_now=True),))],
+        {"Available": ("False", "EngineCrashed"), "Ready": ("False", "EngineCrashed")},
+    ),
+    (
+        "engine OOMKilled, crash loop",
+        P,
+        {},
+        [pod(init=(downloaded(),), main=(crashed(137, terminated_reason="OOMKilled"),))],
+        {"Available": ("False", "EngineCrashed"), "Ready": ("False", "EngineCrashed")},
+    ),
+    (
+        "engine SIGKILLed in a crash loop",
+        P,
+        {},
+        [pod(init=(downloaded(),), main=(crashed(137),))],
+        {"Available": ("False", "EngineCrashed"), "Ready": ("False", "EngineCrashed")},
+    ),
+    (
+        "signal field without a signal exit code",
+        P,
+        {},
+        [pod(init=(downloaded(),), main=(crashed(0, signal=11),))],
+        {"Available": ("False", "EngineCrashed")},
+    ),
+    (
+        "restarted after SIGSEGV, loading again",
+        P,
+        {},
+        [
+            pod(
+                init=(downloaded(),),
+                main=(
+                    serving(ready=False, restart_count=1, exit_code=139, terminated_reason="Error"),
+                ),
+            )
+        ],
+        {"Available": ("False", "EngineCrashed"), "Ready": ("False", "EngineCrashed")},
+    ),
+    (
+        "restarted after OOM kill, loading again",
+        P,
+        {},
+        [
+            pod(
+                init=(downloaded(),),
+                main=(
+                    serving(
+                        ready=False, restart_count=1, exit_code=137, terminated_reason="OOMKilled"
+                    ),
+                ),
+            )
+        ],
+        {"Available": ("False", "EngineCrashed")},
+    ),
+    (
+        "exit code above the signal range is a plain exit",
+        P,
+        {},
+        [pod(init=(downloaded(),), main=(crashed(255),))],
+        {"Available": ("False", "ContainerCrashing")},
+    ),
+    (
+        "one replica serves, the other crashes",
+        profile({"replicas": 2}),
+        {"replicas": 2, "ready_replicas": 1, "updated_replicas": 2, "available_replicas": 1},
+        [
+            pod(init=(downloaded(),), main=(serving(),), ready=True),
+            pod("chat-b", init=(downloaded(),), main=(crashed(139),)),
+        ],
+        {"Available": ("True", "MinimumReplicasAvailable"), "Ready": ("False", "EngineCrashed")},
     ),
     (
         "all ready",
@@ -446,3 +550,58 @@ def test_status_patch_only_carries_changes() -> None:
     assert status_patch(bigger, fewer) == {"model": {**fewer["model"], **removed}}
     later = _status(P, _deployment(P), [], previous=status, now=LATER)
     assert set(status_patch(status, later)) == {"replicas", "readyReplicas", "conditions"}
+
+
+@pytest.mark.parametrize(
+    ("serve", "spec", "expected"),
+    [
+        (crashed(139), {}, ["SIGSEGV (signal 11, exit code 139)", "inside the engine process"]),
+        (crashed(134), {}, ["SIGABRT (signal 6, exit code 134)"]),
+        (crashed(135), {}, ["SIGBUS (signal 7, exit code 135)"]),
+        (
+            crashed(137, terminated_reason="OOMKilled"),
+            {"resources": {"limits": {"memory": "4Gi"}}},
+            ["OOMKilled (exit code 137)", "spec.resources.limits.memory (now 4Gi)"],
+        ),
+        (
+            crashed(137, terminated_reason="OOMKilled"),
+            {},
+            ["OOMKilled (exit code 137)", "no memory limit"],
+        ),
+        (crashed(137), {}, ["SIGKILL (signal 9, exit code 137)", "liveness probe"]),
+    ],
+    ids=["segv", "abort", "bus", "oom-with-limit", "oom-without-limit", "sigkill"],
+)
+def test_engine_crash_messages_name_the_signal_and_keep_the_last_log_lines(
+    serve: ContainerObservation, spec: dict[str, Any], expected: list[str]
+) -> None:
+    p = profile(spec)
+    crash = pod(init=(downloaded(),), main=(serve,))
+    msg = _message(_status(p, _deployment(p), [crash]), "Available")
+    for part in expected:
+        assert part in msg, msg
+    assert "OOMKilled" not in msg or "SIGKILL" not in msg
+    assert "Last log lines: loading model | llama_decode: failed." in msg
+    assert "kubectl logs -n ai chat-abc -c inference --previous" in msg
+    assert "2 restarts" in msg
+
+
+def test_engine_crash_message_keeps_only_the_end_of_a_long_log() -> None:
+    # FallbackToLogsOnError hands over up to 80 lines / 2 KiB; the condition keeps the last
+    # ten lines, at most 600 characters, so `kubectl describe` stays readable.
+    log = "\n".join(f"line {i} " + "y" * 30 for i in range(80)) + "\nSegmentation fault"
+    serve = crashed(139, terminated_message=log)
+    msg = _message(_status(P, _deployment(P), [pod(init=(downloaded(),), main=(serve,))]), "Ready")
+    assert msg.count("line ") == 9 and "line 71 " in msg and "line 70 " not in msg
+    assert "Segmentation fault" in msg and len(msg) < 1200
+    long_line = crashed(139, terminated_message="z" * 5000 + " THE END")
+    msg = _message(
+        _status(P, _deployment(P), [pod(init=(downloaded(),), main=(long_line,))]), "Ready"
+    )
+    assert "THE END" in msg and len(msg) < 1200
+
+
+def test_engine_crash_without_log_says_so() -> None:
+    serve = crashed(139, terminated_message=None)
+    msg = _message(_status(P, _deployment(P), [pod(init=(downloaded(),), main=(serve,))]), "Ready")
+    assert "Last log lines: none." in msg
