@@ -13,11 +13,14 @@ from ..errors import EngineFailure, InvalidRequestError, NotReadyError, PromptTo
 from ..metrics import Metrics
 from .cpus import available_cpus
 from .jobs import Job, Sink
+from .backends import gpu_free_memory
+from .memory import memory_budget
 from .native import Context, Model, gpu_offload_supported, resolve_threads
 from .planning import default_batch_size
 from .row_sampling import default_sampling_threads
 from .sampling import build_chain, free_chain
 from .scheduler import Scheduler
+from .sizing import CONTEXT_MIN, Budget, ModelShape, SizingPlan, plan_sizing
 from .stream import GenerationStream
 from .text import TextAssembler
 from .types import GenerationEvent, GenerationRequest, ModelInfo
@@ -46,8 +49,12 @@ class Engine:
         metrics: Metrics,
         *,
         model_name: str | None = None,
+        min_context: int = CONTEXT_MIN,
     ) -> None:
         self._path = Path(model_path)
+        # Smallest context an automatic plan may choose (the profile's maxTokens + a prompt).
+        self._min_context = min_context
+        self._plan_used: SizingPlan | None = None
         self._settings = settings
         self._metrics = metrics
         self._name = model_name or self._path.stem
@@ -76,9 +83,16 @@ class Engine:
         s = self._settings
         gpu_offload = s.gpu_layers != 0 and gpu_offload_supported()
         batch_size = s.batch_size or default_batch_size(gpu_offload=gpu_offload)
+        # Read before the weights are loaded, so a CPU budget still includes them.
+        cpu_budget = memory_budget()
         try:
             model = Model(self._path, gpu_layers=s.gpu_layers)
             try:
+                plan = self._plan(model, cpu_budget, batch_size=batch_size, gpu=gpu_offload)
+                s = self._settings = s.model_copy(
+                    update={"parallel": plan.parallel, "context_size": plan.context_size}
+                )
+                self._plan_used = plan
                 ctx = Context(
                     model,
                     n_ctx=s.context_size * s.parallel,
@@ -87,6 +101,7 @@ class Engine:
                     n_batch=max(batch_size, s.parallel),
                     threads=resolve_threads(s.threads),
                     flash_attention=s.flash_attention,
+                    kv_cache_type=s.kv_cache_type,
                 )
             except BaseException:
                 model.close()
@@ -94,6 +109,7 @@ class Engine:
         except EngineFailure as exc:
             self._reason = f"model failed to load: {exc.message}"
             raise
+        self._metrics.sequences_max.set(s.parallel)
         info = self._describe(model)
         if s.context_size > model.n_ctx_train:
             log.warning(
@@ -133,6 +149,38 @@ class Engine:
             ctx.n_batch,
             sampling_threads,
         )
+
+    def _plan(self, model: Model, cpu_budget: Budget, *, batch_size: int, gpu: bool) -> SizingPlan:
+        """Resolve automatic parallel / contextSize (engine/sizing.py) and log the plan."""
+        s = self._settings
+        shape = ModelShape.from_metadata(
+            model.metadata(), n_vocab=model.n_vocab, weights_bytes=self._path.stat().st_size
+        )
+        budget = cpu_budget
+        if gpu:
+            devices = gpu_free_memory()
+            if devices:
+                # Read after the weights went to the device(s): what is free is for KV + compute.
+                free = sum(free for free, _total in devices)
+                budget = Budget(free, "gpu free memory", includes_weights=False)
+        plan = plan_sizing(
+            shape,
+            budget,
+            parallel=s.parallel,
+            context_size=s.context_size,
+            batch_size=max(batch_size, s.parallel),
+            kv_cache_type=s.kv_cache_type,
+            gpu=gpu,
+            min_context=self._min_context,
+        )
+        level = logging.INFO if plan.fits else logging.WARNING
+        log.log(level, "engine plan: %s", plan.describe())
+        return plan
+
+    @property
+    def plan(self) -> SizingPlan | None:
+        """The sizing plan the model was loaded with (None before load)."""
+        return self._plan_used
 
     async def start(self) -> None:
         """Load on a worker thread, so the event loop keeps answering /health and /ready."""

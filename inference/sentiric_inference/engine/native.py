@@ -12,6 +12,7 @@ from typing import Any
 import llama_cpp as llc
 
 from ..errors import EngineFailure
+from .backends import Backends, load_backends
 from .cpus import available_cpus
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,8 @@ _native_log = logging.getLogger("sentiric_inference.llama_cpp")
 # llama.cpp's info output is load-time chatter: debug detail for whoever runs this server.
 _LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
 _CONTINUATION = 5
+
+_KV_TYPES = {"f16": llc.GGML_TYPE_F16, "q8_0": llc.GGML_TYPE_Q8_0, "q4_0": llc.GGML_TYPE_Q4_0}
 
 _FLASH_ATTENTION = {
     "auto": llc.LLAMA_FLASH_ATTN_TYPE_AUTO,
@@ -55,10 +58,14 @@ _LOG_CALLBACK = llc.llama_log_callback(_LogForwarder())
 
 
 @functools.cache
-def init_backend() -> None:
-    """Route llama.cpp's log to `logging` and initialise the backend, once per process."""
+def init_backend() -> Backends:
+    """Route llama.cpp's log to `logging`, load the backends and initialise, once per process."""
     llc.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+    # Before llama_backend_init, which would otherwise let ggml pick a variant itself (or find
+    # none: it searches the executable's folder, not llama_cpp/lib).
+    backends = load_backends()
     llc.llama_backend_init()
+    return backends
 
 
 def gpu_offload_supported() -> bool:
@@ -80,9 +87,11 @@ class Model:
     def __init__(self, path: Path, *, gpu_layers: int) -> None:
         if not path.is_file():
             raise EngineFailure(f"model file not found: {path}")
-        init_backend()
+        backends = init_backend()
         params = llc.llama_model_default_params()
         params.n_gpu_layers = gpu_layers
+        # Off only where the CPU backend would repack weights for AMX (engine/backends.py).
+        params.use_extra_bufts = backends.use_extra_bufts
         ptr = llc.llama_model_load_from_file(str(path).encode(), params)
         if not ptr:
             raise EngineFailure(
@@ -194,6 +203,7 @@ class Context:
         n_batch: int,
         threads: int,
         flash_attention: str,
+        kv_cache_type: str = "f16",
         unified: bool = True,
     ) -> None:
         params = llc.llama_context_default_params()
@@ -205,6 +215,10 @@ class Context:
         params.n_threads = threads
         params.n_threads_batch = threads
         params.flash_attn_type = _FLASH_ATTENTION[flash_attention]
+        params.type_k = params.type_v = _KV_TYPES[kv_cache_type]
+        if kv_cache_type != "f16" and flash_attention == "auto":
+            # llama.cpp quantizes the V cache only with flash attention; "auto" might not pick it.
+            params.flash_attn_type = llc.LLAMA_FLASH_ATTN_TYPE_ENABLED
         # One pool of cells for all sequences: a prefix copied with seq_cp shares its cells,
         # and any sequence may use any free cell.
         params.kv_unified = unified
