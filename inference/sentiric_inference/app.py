@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SHUTDOWN_GRACE_S = 25.0
 # Seconds connections get, after the engine closed, to deliver their last bytes.
 _CONNECTION_DRAIN_S = 5
+# Prompt tokens an automatic context keeps room for beyond sampling.maxTokens.
+MIN_PROMPT_ROOM = 512
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,14 @@ async def serve(
 
     settings = config.server
     metrics = Metrics()
-    engine = Engine(model_path, config.engine, metrics, model_name=model_name_for(config))
+    engine = Engine(
+        model_path,
+        config.engine,
+        metrics,
+        model_name=model_name_for(config),
+        # An automatic context never drops below the longest answer plus room for a prompt.
+        min_context=config.sampling.max_tokens + MIN_PROMPT_ROOM,
+    )
     serving = Serving(engine, config, metrics)
     http_socket = _bind(settings.host, settings.http_port)
     grpc_server = create_grpc_server(serving, config, metrics)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 HTTP_PORT = 16070
@@ -52,8 +52,13 @@ class ModelConfig(_Model):
 class EngineSettings(_Model):
     # Tokens of context each sequence may use (prompt + output). The KV cache holds
     # contextSize * parallel cells, so every sequence can reach its full context at once.
-    context_size: int = Field(default=4096, ge=64, le=1_048_576)
-    parallel: int = Field(default=4, ge=1, le=256)
+    # 0 = automatic: sized with `parallel` to the memory the engine has (engine/sizing.py).
+    context_size: int = Field(default=4096, ge=0, le=1_048_576)
+    # Sequences decoded together; 0 = automatic, as many as the memory holds (engine/sizing.py).
+    parallel: int = Field(default=4, ge=0, le=256)
+    # Element type of the KV cache: q8_0 halves its memory, q4_0 quarters it (llama.cpp's
+    # type_k / type_v); a quantized cache needs flash attention, so "auto" turns it on.
+    kv_cache_type: Literal["f16", "q8_0", "q4_0"] = "f16"
     gpu_layers: int = Field(default=-1, ge=-1)
     flash_attention: Literal["auto", "on", "off"] = "auto"
     # Most tokens one llama_decode takes: one per generating sequence, then chunks of waiting
@@ -81,6 +86,22 @@ class EngineSettings(_Model):
         if 0 < value < 16:
             raise ValueError("must be 0 (automatic) or at least 16")
         return value
+
+    @field_validator("context_size")
+    @classmethod
+    def _context_is_automatic_or_at_least_64(cls, value: int) -> int:
+        if 0 < value < 64:
+            raise ValueError("must be 0 (automatic) or at least 64")
+        return value
+
+    @model_validator(mode="after")
+    def _quantized_kv_needs_flash_attention(self) -> EngineSettings:
+        if self.kv_cache_type != "f16" and self.flash_attention == "off":
+            raise ValueError(
+                f"kvCacheType {self.kv_cache_type} needs flash attention: set flashAttention "
+                "to auto or on, or kvCacheType to f16"
+            )
+        return self
 
 
 class SamplingDefaults(_Model):

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -59,9 +59,25 @@ def _metrics(request: Request) -> Metrics:
 
 
 @router.get("/health")
-async def health() -> dict[str, str]:
-    """Liveness: the process answers."""
-    return {"status": "ok"}
+async def health(request: Request) -> dict[str, Any]:
+    """Liveness (200 while the process serves), with capacity as Sentiric's contract has it.
+
+    Always 200: a pod that is loading or whose model failed is alive, and restarting it
+    would not help; `model_ready` and /ready say whether requests can be served.
+    """
+    stats = _serving(request).engine.stats()
+    return {
+        "status": "healthy",
+        "model_ready": _serving(request).ready,
+        "capacity": {
+            "slots_total": stats.parallel,
+            "slots_free": max(stats.parallel - stats.sequences_active, 0),
+            "active": stats.sequences_active,
+            "queued": stats.queue_depth,
+            "kv_cells_used": stats.kv_cells_used,
+            "kv_cells_total": stats.kv_cells_total,
+        },
+    }
 
 
 @router.get("/ready")
@@ -88,7 +104,7 @@ async def list_models(request: Request) -> ModelList:
         created=_STARTED,
         ready=serving.ready,
         max_tokens=serving.config.sampling.max_tokens,
-        context_length=serving.config.engine.context_size,
+        context_length=serving.context_size,
     )
     return ModelList(data=[card])
 

@@ -173,6 +173,12 @@ class Serving:
         self._warming: str | None = None
 
     @property
+    def context_size(self) -> int:
+        """Tokens per sequence: the engine's (possibly automatic) plan once loaded."""
+        plan = self.engine.plan
+        return plan.context_size if plan is not None else self.config.engine.context_size
+
+    @property
     def ready(self) -> bool:
         """Whether this process should get traffic (/ready, gRPC health)."""
         return bool(self.engine.ready) and self._warming is None
