@@ -7,7 +7,7 @@
 # own release images do. A native build (-DGGML_NATIVE=ON) faults on AMX CPUs and SIGILLs on
 # any older CPU it is copied to; docs/architecture.md has the measurements behind the choice.
 #
-# The cache key covers the version, CMAKE_ARGS, the patches and this script, so changing any
+# The cache key covers the version, CMAKE_ARGS and the patches, so changing any
 # of them builds a new wheel instead of silently reusing the old one. Compiling takes ~30
 # minutes on 2 cores (14 CPU variants); every later venv, image stage and CI run reuses it.
 set -euo pipefail
@@ -16,10 +16,14 @@ LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 default_args="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON"
 default_args="$default_args -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAVA_BUILD=OFF"
 cmake_args="${CMAKE_ARGS:-$default_args}"
-key=$( { echo "$LLAMA_CPP_PYTHON_VERSION"; echo "$cmake_args"; cat "$here"/patches/llama-cpp-python-*.patch "$0"; } \
+key=$( { echo "$LLAMA_CPP_PYTHON_VERSION"; echo "$cmake_args"; cat "$here"/patches/llama-cpp-python-*.patch; } \
   | sha256sum | cut -c1-12)
 cache="${SENTIRIC_CACHE:-$HOME/.cache/sentiric-llm}/wheels/llama-cpp-python-${LLAMA_CPP_PYTHON_VERSION}-$(uname -m)-$key"
 python="${PYTHON:-python3}"
+if [ "${1:-}" = "--cache-dir" ]; then
+  echo "$cache"  # where this configuration's wheel is (or would be) cached
+  exit 0
+fi
 wheel=$(ls "$cache"/llama_cpp_python-*.whl 2>/dev/null | head -n 1 || true)
 if [ -z "$wheel" ]; then
   echo "building llama-cpp-python ${LLAMA_CPP_PYTHON_VERSION} with: $cmake_args (once; cached in $cache)" >&2

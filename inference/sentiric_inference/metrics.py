@@ -5,7 +5,7 @@ Each server gets its own registry so tests can run several in one process.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 PREFIX = "sentiric_llm"
 
@@ -38,6 +38,13 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        # Which llama.cpp kernels serve: the CPU variant picked at start and the GPU, if any.
+        self.build_info = Info(
+            f"{PREFIX}_build",
+            "llama.cpp backends in use: cpu_variant (e.g. zen4, haswell, builtin), gpu (none or "
+            "the device), extra_buffer_types (weight repacking on/off), llama_cpp_python.",
+            registry=r,
+        )
         # Request side (serving layer).
         self.requests_total = Counter(
             f"{PREFIX}_requests_total",

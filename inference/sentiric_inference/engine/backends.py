@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.metadata
 import logging
 import os
 import re
@@ -303,6 +304,13 @@ def llama_cpp_lib_dir() -> Path:
     import llama_cpp
 
     return Path(llama_cpp.__file__).parent / "lib"
+
+
+def llama_cpp_python_version() -> str:
+    try:
+        return importlib.metadata.version("llama-cpp-python")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _read_cpuinfo() -> str:

@@ -13,12 +13,12 @@ from ..errors import EngineFailure, InvalidRequestError, NotReadyError, PromptTo
 from ..metrics import Metrics
 from .cpus import available_cpus
 from .jobs import Job, Sink
-from .backends import gpu_free_memory
+from .backends import Backends, gpu_free_memory, llama_cpp_python_version
 from .memory import memory_budget
-from .native import Context, Model, gpu_offload_supported, resolve_threads
+from .native import Context, Model, gpu_offload_supported, init_backend, resolve_threads
 from .planning import default_batch_size
 from .row_sampling import default_sampling_threads
-from .sampling import build_chain, free_chain
+from .sampling import Chain, build_chain, free_chain
 from .scheduler import Scheduler
 from .sizing import CONTEXT_MIN, Budget, ModelShape, SizingPlan, plan_sizing
 from .stream import GenerationStream
@@ -81,6 +81,7 @@ class Engine:
                 raise EngineFailure("load() may be called once, before close()")
             self._reason = f"loading model {self._path}"
         s = self._settings
+        self._report_backends(init_backend())
         gpu_offload = s.gpu_layers != 0 and gpu_offload_supported()
         batch_size = s.batch_size or default_batch_size(gpu_offload=gpu_offload)
         # Read before the weights are loaded, so a CPU budget still includes them.
@@ -148,6 +149,17 @@ class Engine:
             s.context_size,
             ctx.n_batch,
             sampling_threads,
+        )
+
+    def _report_backends(self, backends: Backends) -> None:
+        log.info("llama.cpp backends: %s", backends.summary())
+        self._metrics.build_info.info(
+            {
+                "cpu_variant": backends.cpu_variant,
+                "gpu": backends.gpu,
+                "extra_buffer_types": "on" if backends.use_extra_bufts else "off",
+                "llama_cpp_python": llama_cpp_python_version(),
+            }
         )
 
     def _plan(self, model: Model, cpu_budget: Budget, *, batch_size: int, gpu: bool) -> SizingPlan:
@@ -248,20 +260,42 @@ class Engine:
             raise NotReadyError(self._reason or "the model is not loaded")
         return model.tokenize(text, add_special=add_special, parse_special=parse_special)
 
-    def submit(self, request: GenerationRequest) -> GenerationStream:
-        """Queue a request; call from a running event loop, which receives its events.
+    def build_sampler(self, request: GenerationRequest) -> Chain:
+        """Validate a request and build its sampler chain; safe on any thread.
 
-        Everything that can be refused is refused here, before any event is produced.
+        A grammar is parsed here, recursively inside llama.cpp and in time that grows with
+        it, so the serving layer calls this on a large-stack worker, not the event loop, and
+        hands the chain to `submit` (or to `free_sampler` if it never submits it).
         """
-        scheduler, model = self._scheduler, self._model
-        if not self._ready or scheduler is None or model is None:
+        model = self._model
+        if not self._ready or model is None:
             raise NotReadyError(self._reason or "the model is not loaded")
         self._validate(request, model)
-        loop = asyncio.get_running_loop()
-        chain = build_chain(model, request.params, context_size=self._settings.context_size)
-        queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
-        job = Job(request, chain, Sink(loop, queue), TextAssembler(request.params.stop))
+        return build_chain(model, request.params, context_size=self._settings.context_size)
+
+    @staticmethod
+    def free_sampler(sampler: Chain) -> None:
+        free_chain(sampler)
+
+    def submit(self, request: GenerationRequest, *, sampler: Chain = None) -> GenerationStream:
+        """Queue a request; call from a running event loop, which receives its events.
+
+        Everything that can be refused is refused here, before any event is produced. A
+        `sampler` from `build_sampler` belongs to the engine from here on, refused or not.
+        """
+        chain = sampler
         try:
+            scheduler, model = self._scheduler, self._model
+            if not self._ready or scheduler is None or model is None:
+                raise NotReadyError(self._reason or "the model is not loaded")
+            if chain is None:
+                self._validate(request, model)
+                chain = build_chain(
+                    model, request.params, context_size=self._settings.context_size
+                )
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
+            job = Job(request, chain, Sink(loop, queue), TextAssembler(request.params.stop))
             scheduler.submit(job)
         except BaseException:
             free_chain(chain)

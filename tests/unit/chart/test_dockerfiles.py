@@ -145,6 +145,45 @@ def test_cuda_image_compiles_with_cuda_on_a_devel_image_and_runs_on_a_runtime_im
     assert 'CMAKE_ARGS="${LLAMA_CMAKE_ARGS}' in build_runs
 
 
-def test_cpu_image_is_portable_across_cpus() -> None:
-    # GGML_NATIVE=ON would bake the build machine's instruction set into the image.
-    assert "-DGGML_NATIVE=OFF" in _args("inference/Dockerfile")["LLAMA_CMAKE_ARGS"]
+@pytest.mark.parametrize("relative", ["inference/Dockerfile", "inference/Dockerfile.cuda"])
+def test_images_dispatch_cpu_kernels_at_run_time_without_the_faulting_amx_variant(
+    relative: str,
+) -> None:
+    # GGML_NATIVE=ON would bake the build machine's instruction set into the image; one
+    # baseline would be slow on AVX-512 nodes. Every CPU variant is built, and the one whose
+    # AMX matmul faults is deleted from the image.
+    cmake_args = _args(relative)["LLAMA_CMAKE_ARGS"].split()
+    for flag in ("-DGGML_NATIVE=OFF", "-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON"):
+        assert flag in cmake_args
+    build_runs = " ".join(i["value"] for i in _stages(_parse(relative))[0] if i["instruction"] == "RUN")
+    assert "bash hack/llama-wheel.sh" in build_runs, "the image builds with CI's script"
+    assert "-name 'libggml-cpu-sapphirerapids.so' -delete" in build_runs
+    ignored = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    assert "!hack/llama-wheel.sh" in ignored and "!hack/patches/" in ignored
+
+
+def test_default_wheel_build_matches_the_images() -> None:
+    script = (REPO_ROOT / "hack/llama-wheel.sh").read_text()
+    for flag in ("-DGGML_NATIVE=OFF", "-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON"):
+        assert flag in script
+
+
+def _wheel_cache_dir(env: dict[str, str]) -> str:
+    proc = subprocess.run(
+        ["bash", str(REPO_ROOT / "hack/llama-wheel.sh"), "--cache-dir"],
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+def test_wheel_cache_is_keyed_by_build_flags_and_version() -> None:
+    # A changed CMAKE_ARGS used to reuse the old wheel silently.
+    default = _wheel_cache_dir({})
+    native = _wheel_cache_dir({"CMAKE_ARGS": "-DGGML_NATIVE=ON"})
+    other_version = _wheel_cache_dir({"LLAMA_CPP_PYTHON_VERSION": "0.3.35"})
+    assert len({default, native, other_version}) == 3
+    assert default == _wheel_cache_dir({}), "the key is stable for the same inputs"
