@@ -4,7 +4,19 @@
 # Only bench/bench_server.py uses it (as a reference system); tests and CI never need it.
 set -euo pipefail
 LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
-cache="${SENTIRIC_CACHE:-$HOME/.cache/sentiric-llm}/llama-server-${LLAMA_CPP_PYTHON_VERSION}-$(uname -m)"
+# A native build for the machine it runs on (bench only, never shipped) but without the AMX
+# kernels: llama.cpp's AMX matmul faults on the first request (docs/architecture.md), which
+# -march=native would switch on for Sapphire Rapids and later Xeons. GCC honours an explicit
+# -mno-* over -march=native wherever it appears on the command line.
+cmake_flags=(-DGGML_NATIVE=ON)
+if [ "$(uname -m)" = "x86_64" ]; then
+  no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  cmake_flags+=("-DCMAKE_C_FLAGS=$no_amx" "-DCMAKE_CXX_FLAGS=$no_amx")
+fi
+# Keyed by the flags and by this CPU's feature flags: a native binary is only for this CPU.
+cpu_flags=$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || true)
+key=$(printf '%s\n%s\n%s\n' "$LLAMA_CPP_PYTHON_VERSION" "${cmake_flags[*]}" "$cpu_flags" | sha256sum | cut -c1-12)
+cache="${SENTIRIC_CACHE:-$HOME/.cache/sentiric-llm}/llama-server-${LLAMA_CPP_PYTHON_VERSION}-$(uname -m)-$key"
 python="${PYTHON:-python3}"
 binary="$cache/llama-server"
 if [ ! -x "$binary" ]; then
@@ -16,8 +28,8 @@ if [ ! -x "$binary" ]; then
   tar -xzf "$tmp"/llama_cpp_python-*.tar.gz -C "$tmp"
   src=$(ls -d "$tmp"/llama_cpp_python-*/vendor/llama.cpp)
   # Static libraries, so the one binary can be moved into the cache on its own.
-  cmake -S "$src" -B "$tmp/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+  cmake -S "$src" -B "$tmp/build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${cmake_flags[@]}" \
+    -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_TESTS=OFF >&2
   cmake --build "$tmp/build" --target llama-server -j "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" >&2
