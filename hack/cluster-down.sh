@@ -8,18 +8,22 @@ source "${HACK_DIR}/cluster/lib.sh"
 
 NAME="${1:-sentiric}"
 WORKDIR="${KWOK_WORKDIR}/clusters/${NAME}"
-if [[ ! -d "${WORKDIR}" ]]; then
+STATE="$(owner_state "${NAME}")"
+if [[ ! -d "${WORKDIR}" && ! -f "${STATE}" ]]; then
   cluster_log "no cluster ${NAME}"
   exit 0
 fi
 
-# Read the pids before kwokctl removes the work dir: they are the backstop below.
+# Read the pids before kwokctl removes the work dir: they are the backstop below. The owner's
+# state file keeps a copy, in case the work dir's pid files are already gone.
 pids=()
 for f in "${WORKDIR}"/pids/*.pid; do
   [[ -f "${f}" ]] && pids+=("$(<"${f}")")
 done
+# shellcheck disable=SC2207 # a space-separated list of numbers
+pids+=($(state_get "${STATE}" component_pids))
 
-if [[ -x "${BIN_DIR}/kwokctl" ]]; then
+if [[ -d "${WORKDIR}" && -x "${BIN_DIR}/kwokctl" ]]; then
   # --kubeconfig names the cluster's own file (deleted with it): kwokctl would otherwise edit
   # ~/.kube/config, and it rejects an empty path here.
   timeout 90 "${BIN_DIR}/kwokctl" delete cluster --name "${NAME}" \
@@ -46,4 +50,6 @@ for sig in TERM KILL; do
 done
 
 rm -rf "${WORKDIR}"
+# Last: its removal is what tells the watchdog the cluster was torn down on purpose.
+rm -f "${STATE}" "${OWNERS_DIR}/${NAME}.log"
 cluster_log "cluster ${NAME} deleted"

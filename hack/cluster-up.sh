@@ -3,6 +3,9 @@
 # kube-scheduler, kwok-controller as local processes, no containers) with two fake nodes, and
 # print its kubeconfig path. Usage: hack/cluster-up.sh [NAME]   (default NAME: sentiric)
 # An existing cluster of the same name is replaced. Tear down with hack/cluster-down.sh [NAME].
+# With SENTIRIC_CLUSTER_OWNER_PID=PID (the test fixture passes its own pid) the cluster belongs
+# to that process: a watchdog tears it down if PID dies first (hack/cluster/watchdog.sh), and
+# every cluster-up first reaps clusters whose owner and watchdog are both gone (reap.sh).
 set -euo pipefail
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/cluster/lib.sh
@@ -14,7 +17,14 @@ if [[ ! "${NAME}" =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]]; then
   exit 2
 fi
 
+OWNER="${SENTIRIC_CLUSTER_OWNER_PID:-}"
+if [[ -n "${OWNER}" && ! "${OWNER}" =~ ^[0-9]+$ ]]; then
+  echo "cluster-up: SENTIRIC_CLUSTER_OWNER_PID must be a pid, got '${OWNER}'" >&2
+  exit 2
+fi
+
 BIN="$(bash "${HACK_DIR}/cluster-build.sh")"
+bash "${HACK_DIR}/cluster/reap.sh"
 # kwokctl runs kubectl from PATH for some operations; make it ours, never a download.
 export PATH="${BIN}:${PATH}"
 export KWOK_KUBECTL_BINARY="${BIN}/kubectl"
@@ -30,6 +40,11 @@ started=${SECONDS}
 ok=0
 # A half-started cluster is torn down so no process outlives a failed start.
 trap '[[ ${ok} == 1 ]] || bash "${HACK_DIR}/cluster-down.sh" "${NAME}" >&2 || true' EXIT
+# Registered before kwokctl starts anything: if the owner dies mid-start, the watchdog waits
+# for this script to finish, then reaps whatever it started.
+if [[ -n "${OWNER}" ]]; then
+  owner_register "${NAME}" "${OWNER}"
+fi
 
 # --kubeconfig="" keeps kwokctl away from ~/.kube/config; its own kubeconfig.yaml is enough.
 # Every binary is given explicitly, so kwokctl has nothing to download.
@@ -78,6 +93,7 @@ wait_until "the fake nodes to be Ready" 90 nodes_ready
 # Pods are only admitted once the namespace's default ServiceAccount exists.
 wait_until "the default ServiceAccount" 90 kubectl -n default get serviceaccount default
 
+owner_record_pids "${NAME}"
 ok=1
 cluster_log "cluster ${NAME} (Kubernetes ${KUBE_VERSION}) ready in $((SECONDS - started))s"
 echo "${KUBECONFIG_PATH}"

@@ -42,3 +42,78 @@ cluster_cache_complete() {
   done
   [[ -s "${SERVICEMONITOR_CRD}" ]]
 }
+
+# Ownership of a test cluster (hack/cluster-up.sh with SENTIRIC_CLUSTER_OWNER_PID set): a state
+# file per cluster, outside its kwok work dir so it exists before kwokctl starts anything and
+# survives a half-deleted work dir. A watchdog tied to the owner (hack/cluster/watchdog.sh)
+# tears the cluster down when the owner dies without doing so; hack/cluster/reap.sh, run by
+# every cluster-up, reaps what a dead owner and its dead watchdog left.
+OWNERS_DIR="${KWOK_WORKDIR}/owners"
+
+owner_state() {
+  echo "${OWNERS_DIR}/$1.state"
+}
+
+# Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), so a pid
+# reused by another process is not mistaken for the owner. Empty when it is gone, or dead and
+# not yet waited for (a zombie).
+proc_start_time() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+  # The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+  stat="${stat##*) }"
+  awk '$1 != "Z" && $1 != "X" {print $20}' <<<"${stat}"
+}
+
+# state_get FILE KEY: the value of KEY=... in a state file (empty when absent).
+state_get() {
+  [[ -f "$1" ]] || return 0
+  sed -n "s/^$2=//p" "$1" | tail -n 1
+}
+
+# pid_matches PID START: PID runs and is the process that had start time START.
+pid_matches() {
+  [[ -n "$1" && -n "$2" ]] || return 1
+  [[ "$(proc_start_time "$1")" == "$2" ]]
+}
+
+owner_alive() {
+  local state="$1"
+  pid_matches "$(state_get "${state}" owner_pid)" "$(state_get "${state}" owner_start)"
+}
+
+watchdog_alive() {
+  local state="$1"
+  pid_matches "$(state_get "${state}" watchdog_pid)" "$(state_get "${state}" watchdog_start)"
+}
+
+# owner_register NAME OWNER_PID: write the state file and start the watchdog, detached in its
+# own session with no inherited descriptors (a caller reading our stdout must not wait on it).
+owner_register() {
+  local name="$1" owner="$2" state start wd
+  state="$(owner_state "${name}")"
+  start="$(proc_start_time "${owner}")"
+  if [[ -z "${start}" ]]; then
+    cluster_log "owner process ${owner} of cluster ${name} is not running"
+    return 1
+  fi
+  mkdir -p "${OWNERS_DIR}"
+  printf 'owner_pid=%s\nowner_start=%s\nup_pid=%s\nup_start=%s\nworkdir=%s\n' \
+    "${owner}" "${start}" "$$" "$(proc_start_time $$)" "${KWOK_WORKDIR}/clusters/${name}" \
+    >"${state}"
+  setsid bash "${CLUSTER_LIB_DIR}/watchdog.sh" "${name}" \
+    </dev/null >>"${OWNERS_DIR}/${name}.log" 2>&1 8>&- 9>&- &
+  wd=$!
+  printf 'watchdog_pid=%s\nwatchdog_start=%s\n' "${wd}" "$(proc_start_time "${wd}")" >>"${state}"
+}
+
+# owner_record_pids NAME: add the component pids kwokctl wrote to the state file.
+owner_record_pids() {
+  local name="$1" state f pids=()
+  state="$(owner_state "${name}")"
+  [[ -f "${state}" ]] || return 0
+  for f in "${KWOK_WORKDIR}/clusters/${name}"/pids/*.pid; do
+    [[ -f "${f}" ]] && pids+=("$(<"${f}")")
+  done
+  printf 'component_pids=%s\n' "${pids[*]}" >>"${state}"
+}

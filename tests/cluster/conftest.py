@@ -208,6 +208,20 @@ def cluster_workdir(name: str) -> Path:
     return cache_root() / "kwok" / "clusters" / name
 
 
+def owner_state_file(name: str) -> Path:
+    """The state file hack/cluster-up.sh writes for a cluster started with an owner pid."""
+    return cache_root() / "kwok" / "owners" / f"{name}.state"
+
+
+def watchdog_pid(name: str) -> int | None:
+    """Pid of the watchdog that tears cluster `name` down if its owner dies (from its state)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in owner_state_file(name).read_text().splitlines():
+            if line.startswith("watchdog_pid="):
+                return int(line.partition("=")[2])
+    return None
+
+
 def component_pids(name: str) -> list[int]:
     """Pids kwokctl recorded for cluster `name` (etcd, API server, controllers, kwok)."""
     pids: list[int] = []
@@ -217,7 +231,9 @@ def component_pids(name: str) -> list[int]:
     return pids
 
 
-def run_script(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+def run_script(
+    argv: list[str], timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a hack/ script in its own process group; on timeout the whole group is killed."""
     with subprocess.Popen(
         argv,
@@ -225,6 +241,7 @@ def run_script(argv: list[str], timeout: float) -> subprocess.CompletedProcess[s
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env=env,
     ) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
@@ -282,14 +299,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         reporter.write_line(f"cluster: build step done in {time.monotonic() - started:.0f}s")
 
 
-def _stop_pids(pids: list[int], marker: str) -> None:
-    """Backstop after cluster-down: end any recorded process still running (checked by cmdline)."""
+def _stop_pids(pids: list[int], marker: str, grace: float = 0.0) -> None:
+    """Backstop after cluster-down: end any recorded process still running (checked by cmdline),
+    after letting it exit by itself for `grace` seconds."""
     alive = [pid for pid in pids if _cmdline_has(pid, marker)]
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+    deadline = time.monotonic() + grace
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in alive if _cmdline_has(pid, marker)]
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         for pid in alive:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-        deadline = time.monotonic() + grace
+        deadline = time.monotonic() + wait_s
         while alive and time.monotonic() < deadline:
             alive = [pid for pid in alive if _cmdline_has(pid, marker)]
             time.sleep(0.2)
@@ -330,9 +352,14 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     workdir = cluster_workdir(name)
     handle = Cluster(name=name, kubeconfig=workdir / "kubeconfig.yaml", bin_dir=bin_dir)
     pids: list[int] = []
+    watchdog: int | None = None
+    # This process owns the cluster: should it die before the teardown below (SIGKILL, the OOM
+    # killer), a watchdog started by cluster-up.sh tears the cluster down.
+    env = {**os.environ, "SENTIRIC_CLUSTER_OWNER_PID": str(os.getpid())}
     try:
-        proc = run_script(["bash", str(HACK / "cluster-up.sh"), name], UP_TIMEOUT_S)
+        proc = run_script(["bash", str(HACK / "cluster-up.sh"), name], UP_TIMEOUT_S, env=env)
         pids = component_pids(name)
+        watchdog = watchdog_pid(name)
         if proc.returncode != 0:
             raise RuntimeError(
                 f"hack/cluster-up.sh {name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -342,11 +369,16 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     finally:
         # Read again: a start that failed half-way may have recorded pids after the first read.
         pids = sorted(set(pids) | set(component_pids(name)))
+        watchdog = watchdog or watchdog_pid(name)
         try:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 run_script(["bash", str(HACK / "cluster-down.sh"), name], DOWN_TIMEOUT_S)
         finally:
             _stop_pids(pids, str(workdir))
+            # The watchdog leaves by itself once cluster-down removed the state file (within
+            # its poll interval); this only ends one that did not.
+            if watchdog is not None:
+                _stop_pids([watchdog], f"watchdog.sh {name}", grace=5.0)
             shutil.rmtree(handle.helm_home, ignore_errors=True)
 
 
