@@ -10,14 +10,34 @@ SentiricError
 
 from __future__ import annotations
 
+# Refusals often quote what the client sent; a hostile value must not become a megabyte log
+# line or overflow a gRPC trailer, so messages and field names are cut to these lengths.
+MAX_MESSAGE_CHARS = 1000
+MAX_PARAM_CHARS = 200
+
+
+def truncated(text: str, limit: int) -> str:
+    """`text`, cut to at most `limit` characters with a marker saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    marker = f"... ({len(text) - limit} more characters)"
+    return text[: max(limit - len(marker), 0)] + marker
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A client-supplied value quoted for a refusal message (repr, bounded)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class SentiricError(Exception):
     """Base of every error this package raises on purpose."""
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
+        message = truncated(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
-        self.param = param
+        self.param = None if param is None else truncated(param, MAX_PARAM_CHARS)
 
 
 class InvalidRequestError(SentiricError):

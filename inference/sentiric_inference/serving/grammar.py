@@ -1,4 +1,10 @@
-"""Turn an OpenAI `response_format` into a GBNF grammar llama.cpp's sampler enforces."""
+"""Turn an OpenAI `response_format` into a GBNF grammar llama.cpp's sampler enforces.
+
+A schema is bounded first (serving/schema_limits.py), then checked by jsonschema, then
+converted; the grammar itself is bounded too, since even a bounded schema can list many
+bounded strings. Callers run this on a preparation worker (serving/preparing.py), never on
+the event loop: validation and conversion of a large schema take CPU seconds.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,27 @@ import json
 
 import jsonschema
 
+from sentiric_inference.config import LimitsSettings
 from sentiric_inference.errors import InvalidRequestError
+from sentiric_inference.serving.schema_limits import SchemaBounds, bounded_schema
 from sentiric_inference.serving.types import ResponseFormat
 
+# Grammars kept for schemas sent again; each is at most limits.maxGrammarBytes and each key
+# at most limits.maxSchemaBytes, so the cache holds a bounded amount of memory.
+_CACHED_GRAMMARS = 64
 
-def grammar_for(response_format: ResponseFormat, param: str = "response_format") -> str | None:
+
+def grammar_for(
+    response_format: ResponseFormat,
+    param: str = "response_format",
+    limits: LimitsSettings | None = None,
+) -> str | None:
     """GBNF for the format, or None for free text; bad schemas raise naming `<param>.json_schema`."""
     if response_format.type == "text":
         return None
     if response_format.type == "json_object":
         return _json_gbnf()
+    limits = limits or LimitsSettings()
     schema = response_format.json_schema
     field = f"{param}.json_schema"
     if schema is None:
@@ -25,6 +42,7 @@ def grammar_for(response_format: ResponseFormat, param: str = "response_format")
         )
     if not isinstance(schema, dict):
         raise InvalidRequestError(f"'{field}' must be a JSON object.", param=field)
+    schema = bounded_schema(schema, SchemaBounds.from_limits(limits), field)
     validator = jsonschema.validators.validator_for(schema)
     try:
         validator.check_schema(schema)
@@ -32,7 +50,15 @@ def grammar_for(response_format: ResponseFormat, param: str = "response_format")
         raise InvalidRequestError(
             f"'{field}' is not a valid JSON Schema: {exc.message}", param=field
         ) from exc
-    return _schema_gbnf(json.dumps(schema, sort_keys=True), field)
+    grammar = _schema_gbnf(json.dumps(schema, sort_keys=True), field)
+    if len(grammar) > limits.max_grammar_bytes:
+        raise InvalidRequestError(
+            f"'{field}' expands into a {len(grammar)}-byte grammar; this server builds "
+            f"grammars of at most {limits.max_grammar_bytes} bytes "
+            "(server.limits.maxGrammarBytes). Use fewer or smaller bounded strings and arrays.",
+            param=field,
+        )
+    return grammar
 
 
 @functools.cache
@@ -44,13 +70,18 @@ def _json_gbnf() -> str:
     return grammar
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=_CACHED_GRAMMARS)
 def _schema_gbnf(schema_json: str, field: str) -> str:
     # Clients tend to send the same schema on every request: converting once saves the work.
+    # A refusal raises, and lru_cache keeps no entry for it.
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
         grammar: str = json_schema_to_gbnf(schema_json)
+    except RecursionError as exc:
+        raise InvalidRequestError(
+            f"'{field}' refers to itself too deeply to be turned into a grammar.", param=field
+        ) from exc
     except Exception as exc:  # the converter raises bare exceptions for unsupported features
         raise InvalidRequestError(
             f"'{field}' uses a feature the grammar converter does not support: {exc}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from sentiric_inference.config import SamplingDefaults
+from sentiric_inference.config import LimitsSettings, SamplingDefaults
 from sentiric_inference.engine.types import SamplingParams
 from sentiric_inference.errors import InvalidRequestError
 from sentiric_inference.serving.grammar import grammar_for
@@ -17,12 +17,18 @@ MAX_STOP_SEQUENCES = 16
 MAX_STOP_LENGTH = 256
 # llama.cpp seeds are uint32; larger or negative client seeds are folded into that range.
 _SEED_MODULUS = 2**32
+# llama.cpp takes top_k as a C int: a larger value would wrap (2**32 + 1 ran as top_k 1).
+MAX_TOP_K = 2**31 - 1
 
 
-def resolve_params(params: RequestParams, defaults: SamplingDefaults) -> SamplingParams:
+def resolve_params(
+    params: RequestParams, defaults: SamplingDefaults, limits: LimitsSettings | None = None
+) -> SamplingParams:
     """Validate what the client sent and fill the rest from the profile (maxTokens is a ceiling).
 
-    Raises InvalidRequestError naming the field as the client spelled it on the wire.
+    Raises InvalidRequestError naming the field as the client spelled it on the wire. A
+    response_format schema is bounded by `limits` and converted here: CPU work that the
+    serving layer runs on a preparation worker.
     """
     names = params.field_names
 
@@ -54,6 +60,8 @@ def resolve_params(params: RequestParams, defaults: SamplingDefaults) -> Samplin
     if params.top_k is not None:
         if params.top_k < 0:
             raise fail("top_k", f"{params.top_k} is negative; use 0 to disable top-k.")
+        if params.top_k > MAX_TOP_K:
+            raise fail("top_k", f"{params.top_k} is above the largest value, {MAX_TOP_K}.")
         top_k = params.top_k
     return SamplingParams(
         temperature=number(
@@ -91,7 +99,7 @@ def resolve_params(params: RequestParams, defaults: SamplingDefaults) -> Samplin
         max_tokens=max_tokens,
         stop=_check_stop(params.stop, fail),
         grammar=grammar_for(
-            params.response_format, names.get("response_format", "response_format")
+            params.response_format, names.get("response_format", "response_format"), limits
         ),
     )
 
@@ -106,4 +114,8 @@ def _check_stop(
             raise fail("stop", "a stop sequence must not be empty.")
         if len(item) > MAX_STOP_LENGTH:
             raise fail("stop", f"a stop sequence is limited to {MAX_STOP_LENGTH} characters.")
+        try:
+            item.encode()
+        except UnicodeEncodeError as exc:
+            raise fail("stop", "a stop sequence is not valid Unicode (a lone surrogate).") from exc
     return stop
