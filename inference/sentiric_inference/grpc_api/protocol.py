@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import DecodeError
 
-from sentiric_inference.errors import InvalidRequestError
+from sentiric_inference.errors import InvalidRequestError, shown
 from sentiric_inference.grpc_api.gen import llama_pb2
+from sentiric_inference.grpc_api.structs import struct_to_dict
 from sentiric_inference.serving.types import (
     ChatInput,
     ChatTurn,
@@ -46,6 +48,34 @@ _ROLES: Final[tuple[Role, ...]] = ("system", "user", "assistant", "tool")
 _FORMAT_TYPES: Final = ("text", "json_object", "json_schema")
 
 
+@dataclass(frozen=True, slots=True)
+class UndecodableRequest:
+    """Bytes that are no GenerateStreamRequest (garbage, invalid UTF-8 in a string field)."""
+
+    reason: str
+
+
+def parse_request(data: bytes) -> llama_pb2.GenerateStreamRequest | UndecodableRequest:
+    """The server's request deserializer. It must not raise: gRPC would end the call with
+    UNKNOWN, where the client deserves INVALID_ARGUMENT and a reason (see `decoded`)."""
+    try:
+        return llama_pb2.GenerateStreamRequest.FromString(data)
+    except DecodeError as exc:
+        return UndecodableRequest(str(exc) or "malformed message")
+
+
+def decoded(
+    request: llama_pb2.GenerateStreamRequest | UndecodableRequest,
+) -> llama_pb2.GenerateStreamRequest:
+    if isinstance(request, UndecodableRequest):
+        raise InvalidRequestError(
+            "The request is not a valid sentiric.llm.v1.GenerateStreamRequest (string fields "
+            f"must be UTF-8): {request.reason}",
+            param="request",
+        )
+    return request
+
+
 def _invalid(param: str, message: str) -> InvalidRequestError:
     return InvalidRequestError(f"Invalid '{param}': {message}", param=param)
 
@@ -57,7 +87,8 @@ def to_chat_input(request: llama_pb2.GenerateStreamRequest) -> ChatInput:
     if request.HasField("lora_adapter_id") and request.lora_adapter_id:
         raise _invalid(
             "lora_adapter_id",
-            f"{request.lora_adapter_id!r} cannot be served: this server loads no LoRA adapters.",
+            f"{shown(request.lora_adapter_id)} cannot be served: this server loads no LoRA "
+            "adapters.",
         )
     history: list[ChatTurn] = []
     for index, turn in enumerate(request.history):
@@ -65,7 +96,7 @@ def to_chat_input(request: llama_pb2.GenerateStreamRequest) -> ChatInput:
         if role not in _ROLES:
             raise _invalid(
                 f"history[{index}].role",
-                f"{turn.role!r} is not one of {', '.join(_ROLES)}.",
+                f"{shown(turn.role)} is not one of {', '.join(_ROLES)}.",
             )
         history.append(ChatTurn(role=role, content=turn.content))
     rag_context = request.rag_context if request.HasField("rag_context") else None
@@ -112,15 +143,14 @@ def to_request_params(request: llama_pb2.GenerateStreamRequest) -> RequestParams
 def _engine_params(params: llama_pb2.GenerationParams) -> dict[str, Any]:
     if not params.HasField(ENGINE_PARAMS):
         return {}
-    values: dict[str, Any] = MessageToDict(params.engine_specific_params)
-    unknown = sorted(set(values) - set(KNOWN_ENGINE_KEYS))
+    unknown = sorted(set(params.engine_specific_params.fields) - set(KNOWN_ENGINE_KEYS))
     if unknown:
-        names = ", ".join(repr(key) for key in unknown)
+        names = ", ".join(shown(key, 40) for key in unknown[:5])
         raise _invalid(
             ENGINE_PARAMS,
             f"unknown key(s) {names}; supported keys are {', '.join(KNOWN_ENGINE_KEYS)}.",
         )
-    return values
+    return struct_to_dict(params.engine_specific_params, ENGINE_PARAMS)
 
 
 def _number(values: Mapping[str, Any], key: str) -> float | None:
@@ -129,7 +159,7 @@ def _number(values: Mapping[str, Any], key: str) -> float | None:
     value = values[key]
     # bool is an int subclass, and Struct has a separate bool kind: refuse it explicitly.
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _invalid(f"{ENGINE_PARAMS}.{key}", f"{value!r} is not a number.")
+        raise _invalid(f"{ENGINE_PARAMS}.{key}", f"{shown(value)} is not a number.")
     return float(value)
 
 
@@ -142,10 +172,10 @@ def _response_format(value: Any) -> ResponseFormat:
         raise _invalid(param, 'must be an object such as {"type": "json_object"}.')
     unknown = sorted(set(value) - {"type", "json_schema"})
     if unknown:
-        raise _invalid(param, f"unknown key(s) {', '.join(repr(k) for k in unknown)}.")
+        raise _invalid(param, f"unknown key(s) {', '.join(shown(k, 40) for k in unknown[:5])}.")
     kind = value.get("type")
     if kind not in _FORMAT_TYPES:
-        raise _invalid(f"{param}.type", f"{kind!r} is not one of {', '.join(_FORMAT_TYPES)}.")
+        raise _invalid(f"{param}.type", f"{shown(kind)} is not one of {', '.join(_FORMAT_TYPES)}.")
     if kind != "json_schema":
         return ResponseFormat(type=kind)
     wrapper = value.get("json_schema")

@@ -11,13 +11,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from sentiric_inference.grpc_api.gen import llama_pb2, llama_pb2_grpc
+from sentiric_inference.grpc_api.gen import llama_pb2
 from sentiric_inference.grpc_api.health import Readiness
+from sentiric_inference.grpc_api.protocol import parse_request
 from sentiric_inference.grpc_api.servicer import LlamaServicer
 from sentiric_inference.grpc_api.tls import server_credentials
 
 if TYPE_CHECKING:
-    from sentiric_inference.config import EngineConfig
+    from sentiric_inference.config import EngineConfig, LimitsSettings
     from sentiric_inference.metrics import Metrics
     from sentiric_inference.serving.service import Serving
 
@@ -33,6 +34,34 @@ _OPTIONS: Final = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
 )
+
+
+def _options(limits: LimitsSettings) -> tuple[tuple[str, int], ...]:
+    return (
+        *_OPTIONS,
+        # A larger request is refused with RESOURCE_EXHAUSTED before it is read into memory.
+        ("grpc.max_receive_message_length", limits.max_body_bytes),
+        # A connection that never finishes its (TLS and HTTP/2) handshake is dropped.
+        ("grpc.server_handshake_timeout_ms", int(limits.read_timeout_seconds * 1000)),
+    )
+
+
+def _add_llama_service(servicer: LlamaServicer, server: grpc.aio.Server) -> None:
+    """llama_pb2_grpc's registration, with a request deserializer that cannot raise.
+
+    A request that does not parse (garbage, invalid UTF-8) reaches the servicer as an
+    UndecodableRequest and is refused with INVALID_ARGUMENT; gRPC's own handling of a
+    deserializer error answers UNKNOWN.
+    """
+    handlers = {
+        "GenerateStream": grpc.unary_stream_rpc_method_handler(
+            servicer.GenerateStream,
+            request_deserializer=parse_request,
+            response_serializer=llama_pb2.GenerateStreamResponse.SerializeToString,
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 class GrpcServer:
@@ -69,8 +98,12 @@ def create_grpc_server(serving: Serving, config: EngineConfig, metrics: Metrics)
     when the port cannot be bound.
     """
     settings = config.server
-    server = grpc.aio.server(options=_OPTIONS)
-    llama_pb2_grpc.add_LlamaServiceServicer_to_server(LlamaServicer(serving, metrics), server)
+    server = grpc.aio.server(
+        options=_options(settings.limits),
+        # More concurrent calls are refused with RESOURCE_EXHAUSTED.
+        maximum_concurrent_rpcs=settings.limits.max_connections,
+    )
+    _add_llama_service(LlamaServicer(serving, metrics), server)
     readiness = Readiness((SERVICE_NAME,), lambda: bool(serving.ready))
     health_pb2_grpc.add_HealthServicer_to_server(readiness.servicer, server)
     reflection.enable_server_reflection(

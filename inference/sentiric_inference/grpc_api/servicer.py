@@ -13,7 +13,12 @@ import grpc
 from sentiric_inference.engine.types import Finished, FinishReason
 from sentiric_inference.errors import InvalidRequestError, SentiricError
 from sentiric_inference.grpc_api.gen import llama_pb2, llama_pb2_grpc
-from sentiric_inference.grpc_api.protocol import to_chat_input, to_request_params
+from sentiric_inference.grpc_api.protocol import (
+    UndecodableRequest,
+    decoded,
+    to_chat_input,
+    to_request_params,
+)
 from sentiric_inference.grpc_api.statuses import status_for
 from sentiric_inference.logging_setup import request_context
 
@@ -50,7 +55,7 @@ class LlamaServicer(llama_pb2_grpc.LlamaServiceServicer):
     # The method name is fixed by llama.proto.
     async def GenerateStream(
         self,
-        request: llama_pb2.GenerateStreamRequest,
+        request: llama_pb2.GenerateStreamRequest | UndecodableRequest,
         context: grpc.aio.ServicerContext[
             llama_pb2.GenerateStreamRequest, llama_pb2.GenerateStreamResponse
         ],
@@ -60,15 +65,18 @@ class LlamaServicer(llama_pb2_grpc.LlamaServiceServicer):
         with request_context(request_id=request_id, trace_id=trace_id):
             started = time.monotonic()
             try:
-                chat = to_chat_input(request)
-                params = to_request_params(request)
+                message = decoded(request)
+                chat = to_chat_input(message)
+                params = to_request_params(message)
             except InvalidRequestError as exc:
                 # Refused before the serving layer saw it, so it is counted here.
                 self._metrics.requests_total.labels(api=API, outcome="invalid").inc()
                 await self._abort(context, exc)
                 return
             try:
-                generation = self._serving.start_chat(chat, params, api=API, request_id=request_id)
+                generation = await self._serving.start_chat(
+                    chat, params, api=API, request_id=request_id
+                )
             except SentiricError as exc:
                 await self._abort(context, exc)
                 return

@@ -181,7 +181,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     except (InvalidRequestError, ApiError):
         _metrics(request).requests_total.labels(API_CHAT, "invalid").inc()
         raise
-    generation = serving.start_chat(chat, params, api=API_CHAT, request_id=request.state.request_id)
+    generation = await serving.start_chat(
+        chat, params, api=API_CHAT, request_id=request.state.request_id
+    )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await _respond(
         request, generation, kind="chat", stream=body.stream, include_usage=include_usage
@@ -197,7 +199,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     except (InvalidRequestError, ApiError):
         _metrics(request).requests_total.labels(API_COMPLETION, "invalid").inc()
         raise
-    generation = serving.start_completion(
+    generation = await serving.start_completion(
         prompt, params, api=API_COMPLETION, request_id=request.state.request_id
     )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -28,13 +28,22 @@ from sentiric_inference.errors import (
 )
 from sentiric_inference.metrics import Metrics
 from sentiric_inference.serving.params import resolve_params
+from sentiric_inference.serving.preparing import Preparer
 from sentiric_inference.serving.prompting import ChatTemplate, build_messages
-from sentiric_inference.serving.types import ChatInput, RequestParams
+from sentiric_inference.serving.types import ChatInput, RequestParams, chat_chars
 
 if TYPE_CHECKING:
     from sentiric_inference.engine.engine import Engine, GenerationStream
+    from sentiric_inference.engine.sampling import Chain
 
 log = logging.getLogger(__name__)
+
+# Threads preparing requests (serving/preparing.py): enough that one large request does not
+# hold up the small ones behind it, few enough to leave the cores to llama.cpp.
+PREPARE_WORKERS = 2
+# The automatic server.limits.maxPromptChars: no tokenizer packs more characters than this
+# into a token on real text, so a longer prompt could never fit the context anyway.
+CHARS_PER_TOKEN = 16
 
 
 def model_name_for(config: EngineConfig) -> str:
@@ -171,6 +180,11 @@ class Serving:
         self.model_name: str = model_name_for(config)
         # Set while the profile's system prompt is evaluated ahead (see warm_up).
         self._warming: str | None = None
+        self.limits = config.server.limits
+        # Rendering, tokenizing and grammar building happen here, not on the event loop.
+        self._preparer = Preparer(
+            PREPARE_WORKERS, max_pending=config.engine.max_queue + PREPARE_WORKERS * 32
+        )
 
     @property
     def context_size(self) -> int:
@@ -249,7 +263,7 @@ class Serving:
         template = self._chat_template()
         return template.render(build_messages(chat, self.config.prompt))
 
-    def start_chat(
+    async def start_chat(
         self, chat: ChatInput, params: RequestParams, *, api: str, request_id: str
     ) -> Generation:
         """Validate, render, tokenize and submit a chat; raises before anything streams."""
@@ -260,24 +274,28 @@ class Serving:
             if not chat.user_prompt:
                 wire = names.get("user_prompt", "user_prompt")
                 raise InvalidRequestError(f"'{wire}' must not be empty.", param=wire)
-            sampling = resolve_params(params, self.config.sampling)
-            return self._submit(
-                self._chat_tokens(chat),
-                sampling,
+            prompt_param = names.get("prompt", "messages")
+            self._check_prompt_chars(chat_chars(chat), prompt_param)
+            return await self._prepare_and_submit(
+                lambda: self._chat_tokens(chat, prompt_param),
+                params,
                 api=api,
                 request_id=request_id,
                 started=started,
-                prompt_param=names.get("prompt", "messages"),
-                format_param=names.get("response_format", "response_format"),
+                prompt_param=prompt_param,
             )
         except SentiricError as exc:
             self.metrics.requests_total.labels(api, refusal_outcome(exc)).inc()
             raise
 
-    def start_completion(
+    async def start_completion(
         self, prompt: str, params: RequestParams, *, api: str, request_id: str
     ) -> Generation:
-        """Like start_chat, for a raw prompt (no template; BOS added if the model wants it)."""
+        """Like start_chat, for a raw prompt (no template; BOS added if the model wants it).
+
+        The caller owns the whole prompt here, control tokens included, as with llama.cpp's
+        own /completion: there is no template or profile text for it to forge.
+        """
         started = time.perf_counter()
         names = params.field_names
         try:
@@ -285,32 +303,99 @@ class Serving:
             wire = names.get("prompt", "prompt")
             if not prompt:
                 raise InvalidRequestError(f"'{wire}' must not be empty.", param=wire)
-            sampling = resolve_params(params, self.config.sampling)
-            tokens = self.engine.tokenize(prompt, add_special=True, parse_special=True)
-            return self._submit(
-                tokens,
-                sampling,
+            self._check_prompt_chars(len(prompt), wire)
+            return await self._prepare_and_submit(
+                lambda: self._tokenize(prompt, wire, add_special=True, parse_special=True),
+                params,
                 api=api,
                 request_id=request_id,
                 started=started,
                 prompt_param=wire,
-                format_param=names.get("response_format", "response_format"),
             )
         except SentiricError as exc:
             self.metrics.requests_total.labels(api, refusal_outcome(exc)).inc()
             raise
+
+    def _check_prompt_chars(self, chars: int, param: str) -> None:
+        """Refuse text far beyond what the context holds before spending time tokenizing it."""
+        limit = self.limits.max_prompt_chars or CHARS_PER_TOKEN * self.engine.info.context_size
+        if chars > limit:
+            raise PromptTooLongError(
+                f"The prompt text is {chars} characters; this server reads at most {limit} "
+                f"(server.limits.maxPromptChars). Shorten '{param}'.",
+                param=param,
+            )
+
+    async def _prepare_and_submit(
+        self,
+        tokens: Callable[[], list[int]],
+        params: RequestParams,
+        *,
+        api: str,
+        request_id: str,
+        started: float,
+        prompt_param: str,
+    ) -> Generation:
+        format_param = params.field_names.get("response_format", "response_format")
+
+        def prepare() -> tuple[GenerationRequest, Chain]:
+            # On a preparation worker: everything here costs CPU in proportion to the input.
+            sampling = resolve_params(params, self.config.sampling, self.limits)
+            request = self._request(tokens(), sampling, api, request_id, prompt_param)
+            try:
+                return request, self.engine.build_sampler(request)
+            except PromptTooLongError as exc:
+                raise PromptTooLongError(exc.message, param=prompt_param) from exc
+            except InvalidRequestError as exc:
+                if exc.param == "response_format":
+                    raise InvalidRequestError(exc.message, param=format_param) from exc
+                raise
+
+        request, sampler = await self._preparer.run(
+            prepare, discard=lambda prepared: self.engine.free_sampler(prepared[1])
+        )
+        return self._submit(request, sampler, started=started)
 
     def _check_ready(self) -> None:
         # The engine's state, not self.ready: requests during the warm-up are served.
         if not self.engine.ready:
             raise NotReadyError(f"The model is not ready: {self.engine.not_ready_reason}")
 
-    def _chat_tokens(self, chat: ChatInput) -> list[int]:
-        text = self.render_chat(chat)
+    def _tokenize(
+        self, text: str, param: str, *, add_special: bool, parse_special: bool
+    ) -> list[int]:
+        try:
+            return self.engine.tokenize(text, add_special=add_special, parse_special=parse_special)
+        except UnicodeEncodeError as exc:
+            raise InvalidRequestError(
+                f"'{param}' is not valid Unicode text (a lone surrogate).", param=param
+            ) from exc
+
+    def _chat_tokens(self, chat: ChatInput, param: str = "messages") -> list[int]:
+        """The chat's tokens: template and profile text may hold control tokens, the
+        caller's text never does (serving/prompting.py)."""
         template = self._chat_template()
+        rendered = template.render_segments(chat, self.config.prompt)
+        for text in rendered.unsplit:
+            plain = self._tokenize(text, param, add_special=False, parse_special=False)
+            if plain != self._tokenize(text, param, add_special=False, parse_special=True):
+                raise InvalidRequestError(
+                    f"'{param}' contains the model's control-token text, which this model's "
+                    "chat template cannot keep apart from its own.",
+                    param=param,
+                )
+        first = rendered.segments[0].text if rendered.segments else ""
         # A template that writes BOS itself must not get a second one from the tokenizer.
-        add_special = not (template.bos_token and text.startswith(template.bos_token))
-        return self.engine.tokenize(text, add_special=add_special, parse_special=True)
+        add_special = not (template.bos_token and first.startswith(template.bos_token))
+        tokens: list[int] = []
+        for index, segment in enumerate(rendered.segments):
+            tokens += self._tokenize(
+                segment.text,
+                param,
+                add_special=add_special and index == 0,
+                parse_special=segment.trusted,
+            )
+        return tokens
 
     def _profile_opening(self) -> list[int]:
         """The tokens every chat request of this profile starts with: the template's opening
@@ -328,17 +413,14 @@ class Serving:
             self._template_key = source
         return self._template
 
-    def _submit(
+    def _request(
         self,
         tokens: list[int],
         sampling: SamplingParams,
-        *,
         api: str,
         request_id: str,
-        started: float,
         prompt_param: str,
-        format_param: str,
-    ) -> Generation:
+    ) -> GenerationRequest:
         limit = self.engine.info.context_size
         if len(tokens) + 1 > limit:
             raise PromptTooLongError(
@@ -346,22 +428,18 @@ class Serving:
                 f"per request (prompt plus output). Shorten '{prompt_param}'.",
                 param=prompt_param,
             )
-        request = GenerationRequest(
+        return GenerationRequest(
             prompt_tokens=tuple(tokens), params=sampling, request_id=request_id, api=api
         )
-        try:
-            stream = self.engine.submit(request)
-        except PromptTooLongError as exc:
-            raise PromptTooLongError(exc.message, param=prompt_param) from exc
-        except InvalidRequestError as exc:
-            if exc.param == "response_format":
-                raise InvalidRequestError(exc.message, param=format_param) from exc
-            raise
+
+    def _submit(self, request: GenerationRequest, sampler: Chain, *, started: float) -> Generation:
+        # On the event loop: the engine delivers this request's events to it.
+        stream = self.engine.submit(request, sampler=sampler)
         generation = Generation(
             stream,
-            api=api,
-            request_id=request_id,
-            prompt_tokens=len(tokens),
+            api=request.api,
+            request_id=request.request_id,
+            prompt_tokens=len(request.prompt_tokens),
             metrics=self.metrics,
             started=started,
             on_done=self._forget,

@@ -30,6 +30,12 @@ class ChatInput:
     rag_context: str | None = None
 
 
+def chat_chars(chat: ChatInput) -> int:
+    """Characters of caller text in a chat, counted before any of it is rendered."""
+    parts = (chat.user_prompt, chat.system_prompt or "", chat.rag_context or "")
+    return sum(map(len, parts)) + sum(len(turn.content) for turn in chat.history)
+
+
 @dataclass(frozen=True, slots=True)
 class ResponseFormat:
     """OpenAI response_format: free text, any JSON object, or JSON matching a schema."""
