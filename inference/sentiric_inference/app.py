@@ -94,6 +94,7 @@ async def serve(
     from sentiric_inference.engine.engine import Engine
     from sentiric_inference.grpc_api.server import create_grpc_server
     from sentiric_inference.http.app import create_app
+    from sentiric_inference.http.connections import guarded_protocol
 
     settings = config.server
     metrics = Metrics()
@@ -114,7 +115,10 @@ async def serve(
             log_config=None,
             access_log=False,
             lifespan="off",
-            http="httptools",
+            # httptools with a deadline and a size bound on each request's headers.
+            http=guarded_protocol(header_timeout=settings.limits.read_timeout_seconds),
+            # Connections plus requests in flight; beyond it uvicorn answers 503.
+            limit_concurrency=settings.limits.max_connections,
             # Longer than our own grace: when it runs out we close the engine first, so
             # streams still open get their final chunk before uvicorn drops connections.
             timeout_graceful_shutdown=int(shutdown_grace) + _CONNECTION_DRAIN_S,
@@ -185,7 +189,9 @@ async def _shut_down(
     `cancelled`), so every stream still gets a last message instead of a cut connection.
     """
     http_server.should_exit = True
-    stop_grpc = asyncio.create_task(grpc_server.stop(grace))
+    # gRPC cancels the calls still open when its grace ends (UNAVAILABLE, no last message);
+    # the engine is closed at `grace`, so streams get their finish_details before that.
+    stop_grpc = asyncio.create_task(grpc_server.stop(grace + _CONNECTION_DRAIN_S))
     try:
         await asyncio.wait_for(serving.wait_idle(), grace)
     except TimeoutError:

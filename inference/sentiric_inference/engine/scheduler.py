@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ..config import EngineSettings
 from ..errors import NotReadyError, OverloadedError
 from ..metrics import Metrics
+from .draining import DrainRate
 from .jobs import Job, Outbox
 from .native import Batch, Context, Model
 from .planning import plan_step
@@ -81,6 +82,7 @@ class Scheduler:
         self._n_waiting = 0  # submitted, not yet admitted
         self._n_active = 0  # admitted, not yet finished
         self._closing = False
+        self._drain = DrainRate()
         # Scheduler thread only.
         self._waiting: deque[Job] = deque()
         self._running: list[Job] = []  # in admission order
@@ -103,9 +105,11 @@ class Scheduler:
             if self._closing:
                 raise NotReadyError("the engine is stopped")
             if self._n_active + self._n_waiting >= self._parallel + self._max_queue:
+                retry = self._drain.retry_after(self._n_waiting + 1, time.monotonic())
                 raise OverloadedError(
                     f"all {self._parallel} sequences are busy and {self._max_queue} requests "
-                    "are already waiting; retry later"
+                    f"are already waiting; retry in about {retry:.0f} s",
+                    retry_after=retry,
                 )
             self._n_waiting += 1
             self._commands.append((False, job))
@@ -386,6 +390,7 @@ class Scheduler:
             self._running.remove(job)
             with self._cond:
                 self._n_active -= 1
+                self._drain.record(time.monotonic())
         else:
             with self._cond:
                 self._n_waiting -= 1

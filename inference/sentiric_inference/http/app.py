@@ -1,4 +1,4 @@
-"""The FastAPI application: routes, the one error mapping, request-id middleware."""
+"""The FastAPI application: routes, the one error mapping, request-id and body-limit middleware."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from sentiric_inference import __version__
 from sentiric_inference.http.errors import install_error_handlers
+from sentiric_inference.http.limiting import BodyLimitMiddleware
 from sentiric_inference.http.middleware import RequestIdMiddleware
 from sentiric_inference.http.routes import router
 
@@ -23,5 +24,13 @@ def create_app(serving: Serving, metrics: Metrics) -> FastAPI:
     app.state.metrics = metrics
     app.include_router(router)
     install_error_handlers(app)
+    limits = serving.config.server.limits
+    # Added first, so it runs inside the request-id middleware: refusals get an id and a log.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=limits.max_body_bytes,
+        read_timeout=limits.read_timeout_seconds,
+        metrics=metrics,
+    )
     app.add_middleware(RequestIdMiddleware)
     return app
