@@ -23,11 +23,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentiric_inference.errors import (
+    MAX_MESSAGE_CHARS,
+    MAX_PARAM_CHARS,
     InvalidRequestError,
     NotReadyError,
     OverloadedError,
     PromptTooLongError,
     SentiricError,
+    truncated,
 )
 from sentiric_inference.protocol.responses import ErrorBody, ErrorResponse
 
@@ -92,6 +95,13 @@ def error_body(exc: SentiricError) -> tuple[int, ErrorBody, dict[str, str]]:
 def error_response(
     status: int, body: ErrorBody, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    # Messages and params may quote what the client sent: bounded, whatever raised them.
+    body = body.model_copy(
+        update={
+            "message": truncated(body.message, MAX_MESSAGE_CHARS),
+            "param": None if body.param is None else truncated(body.param, MAX_PARAM_CHARS),
+        }
+    )
     return JSONResponse(
         ErrorResponse(error=body).model_dump(mode="json"), status_code=status, headers=headers
     )

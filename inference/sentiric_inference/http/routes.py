@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
-from sentiric_inference.errors import InvalidRequestError
+from sentiric_inference.errors import InvalidRequestError, shown
 from sentiric_inference.http.errors import API_CHAT, API_COMPLETION, ApiError
 from sentiric_inference.http.streaming import Kind, collect, stream_sse
 from sentiric_inference.protocol.convert import chat_request, completion_request
@@ -113,7 +113,7 @@ def _check_model(serving: Serving, model: str) -> None:
     if model != serving.model_name:
         raise ApiError(
             404,
-            f"The model '{model}' does not exist on this server; it serves "
+            f"The model {shown(model)} does not exist on this server; it serves "
             f"'{serving.model_name}' (see GET /v1/models).",
             type="not_found_error",
             param="model",

@@ -67,6 +67,19 @@ def _check_chat_features(body: ChatCompletionRequest) -> None:
         raise _unsupported("modalities", "only the 'text' modality is produced.")
 
 
+def checked_text(text: str, param: str) -> str:
+    """`text`, if it can be encoded as UTF-8: JSON's \\ud800 escapes decode to a lone
+    surrogate, which would fail deep inside tokenizing as a 500."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidRequestError(
+            f"'{param}' is not valid Unicode text: a lone surrogate at position {exc.start}.",
+            param=param,
+        ) from exc
+    return text
+
+
 def _text_of(message: ChatMessage, index: int) -> str:
     param = f"messages[{index}].content"
     content = message.content
@@ -75,7 +88,7 @@ def _text_of(message: ChatMessage, index: int) -> str:
             return ""
         raise InvalidRequestError(f"'{param}' is required for role '{message.role}'.", param=param)
     if isinstance(content, str):
-        return content
+        return checked_text(content, param)
     texts: list[str] = []
     for part_index, part in enumerate(content):
         if part.type != "text" or part.text is None:
@@ -85,7 +98,7 @@ def _text_of(message: ChatMessage, index: int) -> str:
                 "(this model reads text only).",
                 param=f"{where}.type" if part.type != "text" else f"{where}.text",
             )
-        texts.append(part.text)
+        texts.append(checked_text(part.text, f"{param}[{part_index}].text"))
     return "".join(texts)
 
 
@@ -192,7 +205,9 @@ def chat_request(body: ChatCompletionRequest) -> tuple[ChatInput, RequestParams]
         user_prompt=_text_of(messages[last], last),
         system_prompt="\n\n".join(system_parts) or None,
         history=history,
-        rag_context=body.rag_context,
+        rag_context=None
+        if body.rag_context is None
+        else checked_text(body.rag_context, "rag_context"),
     )
     return chat, _params(body, max_tokens, names)
 
@@ -216,4 +231,4 @@ def completion_request(body: CompletionRequest) -> tuple[str, RequestParams]:
             raise _unsupported(
                 "prompt", "send one prompt as a string (batches and token arrays are refused)."
             )
-    return prompt, _params(body, body.max_tokens, {"prompt": "prompt"})
+    return checked_text(prompt, "prompt"), _params(body, body.max_tokens, {"prompt": "prompt"})

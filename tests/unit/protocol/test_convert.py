@@ -169,3 +169,43 @@ def test_unsupported_completion_fields(fields: dict[str, Any], param: str) -> No
     with pytest.raises(InvalidRequestError) as info:
         completion_request(body)
     assert info.value.param == param
+
+
+SURROGATE_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("user content", {"messages": [{"role": "user", "content": "a\ud800"}]}, "messages[0].content"),
+    (
+        "content part",
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "\udfff"}]}]},
+        "messages[0].content[0].text",
+    ),
+    (
+        "history",
+        {
+            "messages": [
+                {"role": "assistant", "content": "\ud83d"},
+                {"role": "user", "content": "ok"},
+            ]
+        },
+        "messages[0].content",
+    ),
+    ("rag_context", {"rag_context": "\ud800"}, "rag_context"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "fields", "param"), SURROGATE_CASES, ids=[c[0] for c in SURROGATE_CASES]
+)
+def test_lone_surrogates_are_refused_naming_the_field(
+    case: str, fields: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        chat_request(chat(**fields))
+    assert info.value.param == param
+    assert "surrogate" in info.value.message
+
+
+def test_a_lone_surrogate_in_a_completion_prompt_is_refused() -> None:
+    body = CompletionRequest.model_validate({"model": "m", "prompt": "x\ud800"})
+    with pytest.raises(InvalidRequestError) as info:
+        completion_request(body)
+    assert info.value.param == "prompt"

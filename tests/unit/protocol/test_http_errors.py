@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sentiric_inference.engine.types import Finished, FinishReason
 from sentiric_inference.errors import (
@@ -12,8 +14,9 @@ from sentiric_inference.errors import (
     PromptTooLongError,
     SentiricError,
 )
-from sentiric_inference.http.errors import error_body, location_param
+from sentiric_inference.http.errors import error_body, error_response, location_param
 from sentiric_inference.http.streaming import failure_of, wire_finish_reason
+from sentiric_inference.protocol.responses import ErrorBody
 
 
 @pytest.mark.parametrize(
@@ -102,3 +105,19 @@ def test_requests_ending_without_an_answer_report_why() -> None:
     assert isinstance(cancelled, NotReadyError) and "shutting down" in cancelled.message
     failed = failure_of(Finished(FinishReason.ERROR, 3, 1, error="llama_decode returned -1"))
     assert isinstance(failed, EngineFailure) and "llama_decode returned -1" in failed.message
+
+
+def test_error_bodies_quote_client_values_only_so_far() -> None:
+    huge = "r" * 1_000_000
+    response = error_response(
+        400, ErrorBody(message=f"bad {huge}", type="invalid_request_error", param=huge)
+    )
+    assert len(response.body) < 2_000
+    error = json.loads(response.body)["error"]
+    assert error["message"].startswith("bad rrr") and "more characters" in error["message"]
+    assert len(error["param"]) <= 200
+
+
+def test_serving_errors_are_truncated_where_they_are_raised() -> None:
+    exc = InvalidRequestError("x" * 100_000, param="p" * 10_000)
+    assert len(exc.message) <= 1000 and len(exc.param or "") <= 200
