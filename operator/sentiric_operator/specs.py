@@ -13,7 +13,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
-from sentiric_inference.config import EngineSettings, PromptSettings, SamplingDefaults
+from sentiric_inference.config import (
+    EngineSettings,
+    LimitsSettings,
+    PromptSettings,
+    SamplingDefaults,
+)
 
 from sentiric_operator.errors import InvalidProfileError
 
@@ -71,6 +76,7 @@ class ModelSpec(_Spec):
 EngineSpec = EngineSettings
 SamplingSpec = SamplingDefaults
 PromptSpec = PromptSettings
+LimitsSpec = LimitsSettings
 
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -112,6 +118,11 @@ class MonitoringSpec(_Spec):
     service_monitor: ServiceMonitorSpec = ServiceMonitorSpec()
 
 
+class ServerSpec(_Spec):
+    # What one request may cost a pod (engine.yaml's server.limits, verbatim).
+    limits: LimitsSpec = LimitsSpec()
+
+
 class TLSSpec(_Spec):
     secret_name: str = Field(min_length=1)
     client_ca_secret_name: str | None = Field(default=None, alias="clientCASecretName")
@@ -133,6 +144,7 @@ class ProfileSpec(_Spec):
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     env: tuple[EnvVar, ...] = ()
     monitoring: MonitoringSpec = MonitoringSpec()
+    server: ServerSpec = ServerSpec()
     tls: TLSSpec | None = None
 
     @model_validator(mode="after")

@@ -54,7 +54,7 @@ def engine_config(spec: ProfileSpec) -> EngineConfig:
         sampling=SamplingDefaults(**spec.sampling.model_dump()),
         prompt=PromptSettings(system=spec.prompt.system, rag_template=spec.prompt.rag_template),
         # Containers log JSON so log pipelines can parse them (STYLE: JSON in containers).
-        server=ServerSettings(tls=tls, log_format="json"),
+        server=ServerSettings(tls=tls, log_format="json", limits=spec.server.limits),
     )
 
 

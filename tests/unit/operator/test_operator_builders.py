@@ -92,6 +92,18 @@ def test_configmap_is_the_engine_yaml_serve_reads(tmp_path: Path) -> None:
     assert loaded.server.log_format == "json"
 
 
+def test_configmap_carries_the_profiles_server_limits(tmp_path: Path) -> None:
+    limits = {"maxBodyBytes": 65536, "readTimeoutSeconds": 5, "maxSchemaRepetition": 200}
+    p = profile({"server": {"limits": limits}})
+    path = tmp_path / "engine.yaml"
+    path.write_text(builders.configmap(p)["data"]["engine.yaml"])
+    loaded = load_config(path).server.limits
+    assert (loaded.max_body_bytes, loaded.read_timeout_seconds) == (65536, 5.0)
+    assert loaded.max_schema_repetition == 200
+    # Unset limits keep the server's defaults.
+    assert loaded.max_schema_depth == 32
+
+
 @pytest.mark.parametrize(
     ("tls", "client_ca"),
     [
