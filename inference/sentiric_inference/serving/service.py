@@ -275,7 +275,10 @@ class Serving:
                 wire = names.get("user_prompt", "user_prompt")
                 raise InvalidRequestError(f"'{wire}' must not be empty.", param=wire)
             prompt_param = names.get("prompt", "messages")
-            self._check_prompt_chars(chat_chars(chat), prompt_param)
+            rag = len(chat.rag_context or "")
+            # A refusal names the part that is too long: retrieved documents, or the messages.
+            too_long = "rag_context" if 2 * rag > chat_chars(chat) else prompt_param
+            self._check_prompt_chars(chat_chars(chat), too_long)
             return await self._prepare_and_submit(
                 lambda: self._chat_tokens(chat, prompt_param),
                 params,
