@@ -153,7 +153,8 @@ class ProfileSpec(_Spec):
             raise ValueError("resources.gpu > 0 but engine.gpuLayers is 0: the GPU would sit idle")
         if self.engine.gpu_layers > 0 and self.resources.gpu == 0:
             raise ValueError("engine.gpuLayers > 0 but resources.gpu is 0: request a GPU")
-        if self.sampling.max_tokens >= self.engine.context_size:
+        # contextSize 0 is automatic: the engine keeps room for maxTokens plus a prompt.
+        if 0 < self.engine.context_size <= self.sampling.max_tokens:
             raise ValueError("sampling.maxTokens must be smaller than engine.contextSize")
         return self
 

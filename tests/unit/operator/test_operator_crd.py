@@ -170,8 +170,23 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("repo shape", {"model": {"huggingFace": {"repo": "justaname"}}}, "must look like owner/name"),
     ("sha256 short", {"model": {"sha256": "abc123"}}, "64 hexadecimal"),
     ("sha256 not hex", {"model": {"sha256": "z" * 64}}, "64 hexadecimal"),
-    ("parallel 0", {"engine": {"parallel": 0}}, "between 1 and 256"),
-    ("parallel 300", {"engine": {"parallel": 300}}, "between 1 and 256"),
+    ("parallel -1", {"engine": {"parallel": -1}}, "0 (automatic) or between 1 and 256"),
+    ("parallel 300", {"engine": {"parallel": 300}}, "0 (automatic) or between 1 and 256"),
+    (
+        "contextSize 32",
+        {"engine": {"contextSize": 32}, "sampling": {"maxTokens": 16}},
+        "0 (automatic) or at least 64",
+    ),
+    (
+        "quantized KV without flash attention",
+        {"engine": {"kvCacheType": "q8_0", "flashAttention": "off"}},
+        "kvCacheType q8_0 or q4_0 needs flash attention",
+    ),
+    (
+        "q4_0 KV without flash attention",
+        {"engine": {"kvCacheType": "q4_0", "flashAttention": "off"}},
+        "needs flash attention",
+    ),
     (
         "rag template",
         {"prompt": {"ragTemplate": "Facts: {rag_context}"}},
@@ -219,6 +234,8 @@ def test_name_rules(name: str, message: str) -> None:
     ("override", "path"),
     [
         ({"engine": {"flashAttention": "maybe"}}, "spec.engine.flashAttention"),
+        ({"engine": {"kvCacheType": "q5_1"}}, "spec.engine.kvCacheType"),
+        ({"engine": {"contextSize": -1}}, "spec.engine.contextSize"),
         ({"sampling": {"topP": 0}}, "spec.sampling.topP"),
         ({"model": {"cache": {"size": "lots"}}}, "spec.model.cache.size"),
         ({"replicas": -1}, "spec.replicas"),
@@ -241,3 +258,31 @@ def test_minimal_and_full_specs_pass() -> None:
     )
     assert problems(llmp(copy.deepcopy(MINIMAL_SPEC))) == []
     assert problems(llmp(full)) == []
+
+
+AUTOMATIC: list[tuple[str, dict[str, Any]]] = [
+    ("parallel 0", {"engine": {"parallel": 0}}),
+    ("contextSize 0", {"engine": {"contextSize": 0}}),
+    ("both 0", {"engine": {"parallel": 0, "contextSize": 0}}),
+    # maxTokens < contextSize only binds an explicit context: an automatic one keeps room.
+    (
+        "contextSize 0 with maxTokens",
+        {"engine": {"contextSize": 0}, "sampling": {"maxTokens": 8192}},
+    ),
+    ("q8_0 KV, flash attention auto", {"engine": {"kvCacheType": "q8_0"}}),
+    ("q4_0 KV, flash attention on", {"engine": {"kvCacheType": "q4_0", "flashAttention": "on"}}),
+    ("f16 KV, flash attention off", {"engine": {"kvCacheType": "f16", "flashAttention": "off"}}),
+]
+
+
+@pytest.mark.parametrize("override", [o for _, o in AUTOMATIC], ids=[i for i, _ in AUTOMATIC])
+def test_automatic_sizing_and_kv_cache_types_pass(override: dict[str, Any]) -> None:
+    body = llmp(merge(MINIMAL_SPEC, override))
+    assert problems(body) == []
+    engine = parse_spec(body["spec"]).engine
+    assert engine.model_dump(by_alias=True).items() >= override["engine"].items()
+
+
+def test_kv_cache_type_defaults_to_f16() -> None:
+    defaulted = apply_defaults(SCHEMA, llmp(copy.deepcopy(MINIMAL_SPEC)))["spec"]
+    assert defaulted["engine"]["kvCacheType"] == "f16"

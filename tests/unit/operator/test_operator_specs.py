@@ -49,7 +49,14 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("not gguf", {"model": {"huggingFace": {"file": "model.bin"}}}, "spec.model.huggingFace.file"),
     ("bad repo", {"model": {"huggingFace": {"repo": "no-slash"}}}, "spec.model.huggingFace.repo"),
     ("bad sha", {"model": {"sha256": "abc"}}, "spec.model.sha256"),
-    ("parallel 0", {"engine": {"parallel": 0}}, "spec.engine.parallel"),
+    ("parallel -1", {"engine": {"parallel": -1}}, "spec.engine.parallel"),
+    ("contextSize 32", {"engine": {"contextSize": 32}}, "spec.engine.contextSize"),
+    (
+        "q8_0 KV without flash attention",
+        {"engine": {"kvCacheType": "q8_0", "flashAttention": "off"}},
+        "kvCacheType q8_0 needs flash attention",
+    ),
+    ("unknown KV type", {"engine": {"kvCacheType": "q5_1"}}, "spec.engine.kvCacheType"),
     ("parallel 257", {"engine": {"parallel": 257}}, "spec.engine.parallel"),
     ("rag template", {"prompt": {"ragTemplate": "{user_prompt} only"}}, "spec.prompt.ragTemplate"),
     ("gpu idle", {"resources": {"gpu": 1}, "engine": {"gpuLayers": 0}}, "gpuLayers is 0"),
@@ -71,6 +78,22 @@ def test_invalid_specs_name_the_field(override: dict[str, Any], field: str) -> N
     with pytest.raises(InvalidProfileError) as info:
         parse_spec(merge(MINIMAL_SPEC, override))
     assert field in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("engine", "sampling"),
+    [
+        ({"parallel": 0}, {}),
+        ({"contextSize": 0}, {}),
+        ({"parallel": 0, "contextSize": 0}, {}),
+        # The automatic context keeps room for maxTokens, so maxTokens < contextSize is moot.
+        ({"contextSize": 0}, {"maxTokens": 8192}),
+        ({"kvCacheType": "q4_0", "flashAttention": "on"}, {}),
+    ],
+)
+def test_automatic_sizing_is_accepted(engine: dict[str, Any], sampling: dict[str, Any]) -> None:
+    spec = parse_spec(merge(MINIMAL_SPEC, {"engine": engine, "sampling": sampling}))
+    assert spec.engine.model_dump(by_alias=True).items() >= engine.items()
 
 
 def test_missing_model_is_refused() -> None:
