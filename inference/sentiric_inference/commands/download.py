@@ -82,9 +82,10 @@ def register(subparsers: Any) -> None:
         "--termination-log",
         type=Path,
         default=Path("/dev/termination-log"),
-        help="where to write the file's size and sha256 as JSON on success, for the operator "
-        "to copy into LLMProfile.status.model (default /dev/termination-log, which the "
-        "kubelet creates in every container; skipped when the file does not exist)",
+        help="where to write the file's size, sha256 and shape (layers, KV heads...) as JSON "
+        "on success, for the operator to copy into LLMProfile.status.model (default "
+        "/dev/termination-log, which the kubelet creates in every container; skipped when the "
+        "file does not exist)",
     )
     parser.set_defaults(run=run)
 
@@ -176,13 +177,51 @@ def run(args: argparse.Namespace) -> int:
         result.sha256,
         "downloaded" if result.downloaded else "already present",
     )
-    _write_termination_log(args.termination_log, result.size, result.sha256)
+    if args.termination_log.is_file():
+        facts = termination_facts(result.path, result.size, result.sha256)
+        _write_termination_log(args.termination_log, facts)
     print(result.path)
     return EXIT_OK
 
 
-def _write_termination_log(path: Path, size: int, sha256: str) -> None:
-    """Leave {"sizeBytes", "sha256"} where Kubernetes reads a container's termination message.
+def model_shape_facts(path: Path) -> dict[str, int] | None:
+    """The GGUF's shape as the operator sizes pods from it; None (logged) when unreadable.
+
+    The download itself succeeded, so a file this reader cannot parse (a new GGUF version, an
+    architecture missing a key) only costs the operator's automatic memory request.
+    """
+    from sentiric_inference.models.gguf_metadata import read_model_shape
+
+    try:
+        shape = read_model_shape(path)
+    except (OSError, ValueError) as exc:
+        logger.warning("could not read the model's shape from %s: %s", path, exc)
+        return None
+    return {
+        "nLayer": shape.n_layer,
+        "nHeadKv": shape.n_head_kv,
+        "keyLength": shape.key_length,
+        "valueLength": shape.value_length,
+        "nEmbd": shape.n_embd,
+        "nVocab": shape.n_vocab,
+        "nCtxTrain": shape.n_ctx_train,
+    }
+
+
+def termination_facts(path: Path, size: int, sha256: str) -> dict[str, Any]:
+    """{"sizeBytes", "sha256", "shape"?}: what the operator copies into status.model.
+
+    A few hundred bytes, far below the kubelet's 4096-byte cap on termination messages.
+    """
+    facts: dict[str, Any] = {"sizeBytes": size, "sha256": sha256}
+    shape = model_shape_facts(path)
+    if shape is not None:
+        facts["shape"] = shape
+    return facts
+
+
+def _write_termination_log(path: Path, facts: dict[str, Any]) -> None:
+    """Leave `facts` as JSON where Kubernetes reads a container's termination message.
 
     Only an existing file is written (the kubelet mounts it), so running the command outside
     a pod never creates one; the download itself succeeded, so a failure here is only logged.
@@ -190,6 +229,6 @@ def _write_termination_log(path: Path, size: int, sha256: str) -> None:
     if not path.is_file():
         return
     try:
-        path.write_text(json.dumps({"sizeBytes": size, "sha256": sha256}))
+        path.write_text(json.dumps(facts, separators=(",", ":")))
     except OSError as exc:
         logger.warning("could not write the termination message to %s: %s", path, exc)
