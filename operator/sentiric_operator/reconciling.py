@@ -21,6 +21,7 @@ from sentiric_operator.kubeapi import KubeApi
 from sentiric_operator.metrics import OperatorMetrics
 from sentiric_operator.observations import DeploymentObservation, PodObservation
 from sentiric_operator.settings import OperatorSettings
+from sentiric_operator.sizing import known_shape
 from sentiric_operator.specs import Profile
 from sentiric_operator.statuses import MONITORING, READY, Monitoring, Observed, compute_status
 
@@ -106,11 +107,16 @@ def applied_from(status: Mapping[str, Any]) -> Applied:
 def apply_children(
     api: KubeApi, profile: Profile, settings: OperatorSettings, previous: Mapping[str, Any]
 ) -> Monitoring:
-    """Server-side apply every child; the ServiceMonitor only when asked for and possible."""
+    """Server-side apply every child; the ServiceMonitor only when asked for and possible.
+
+    `previous` is the profile's status: its model shape, once a download reported it, sizes
+    the serve container's memory request, so every path that applies sizes it the same way.
+    """
     images = builders.InferenceImages(
         cpu=settings.inference_image, cuda=settings.inference_image_cuda
     )
-    for manifest in builders.children(profile, images=images):
+    shape = known_shape(profile, previous)
+    for manifest in builders.children(profile, images=images, shape=shape):
         api.apply(manifest)
     if profile.spec.monitoring.service_monitor.enabled:
         if not api.servicemonitor_crd_installed():

@@ -5,6 +5,8 @@ a per-profile timer. Instead the watch handlers of the profiles' Deployments and
 the owning profile; one operator-wide task recomputes the status of every marked profile from
 kopf's indexes (in memory) and patches it through `kubeapi` only when it changed. Every
 `status_interval_s` it also marks every known profile, a cheap backstop for a missed event.
+When a written status first carries the model's shape (the download reported it) and that
+changes the serve container's memory request, the task re-applies the profile's children.
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sentiric_operator.errors import InvalidProfileError
+from sentiric_operator.errors import ApiCallError, InvalidProfileError
 from sentiric_operator.reconciling import (
     Applied,
     Context,
     Indexes,
     ProfileKey,
     applied_from,
+    apply_children,
     desired_status,
 )
-from sentiric_operator.specs import parse_profile
+from sentiric_operator.sizing import known_shape, memory_request
+from sentiric_operator.specs import Profile, parse_profile
 from sentiric_operator.statuses import status_patch
 
 log = logging.getLogger(__name__)
@@ -31,6 +35,12 @@ log = logging.getLogger(__name__)
 # Pods of one rollout change within milliseconds of each other: wait this long after the
 # first mark so one recomputation covers the burst.
 COALESCE_S = 0.2
+# reconciles_total's trigger when a reported model shape changes the memory request.
+RESIZE_TRIGGER = "model-shape"
+
+
+def _memory_request(profile: Profile, status: Mapping[str, Any]) -> str | None:
+    return memory_request(profile.spec, known_shape(profile, status))
 
 
 class StatusRefresher:
@@ -123,11 +133,39 @@ class StatusRefresher:
             if written is None:
                 return False  # deleted meanwhile
             self._ctx.metrics.status_writes.inc()
-            self._written[key] = (
-                str(meta.get("resourceVersion", "")),
-                dict(written.get("status") or {}),
-            )
+            new_status = dict(written.get("status") or {})
+            self._written[key] = (str(meta.get("resourceVersion", "")), new_status)
+            if _memory_request(profile, new_status) != _memory_request(profile, current):
+                await self._resize(profile, new_status)
             return True
+
+    async def _resize(self, profile: Profile, status: Mapping[str, Any]) -> None:
+        """A download just reported the model's shape: apply the Deployment with its memory.
+
+        kopf runs no update handler for a status change, and waiting for the resync sweep
+        would leave the first pod of a new model without a memory request for a while.
+        """
+        metrics = self._ctx.metrics
+        try:
+            await asyncio.to_thread(
+                apply_children, self._ctx.api, profile, self._ctx.settings, status
+            )
+        except ApiCallError as exc:
+            metrics.reconciles.labels(RESIZE_TRIGGER, "retry").inc()
+            log.warning(
+                "could not apply the memory request of %s/%s (the resync sweep retries): %s",
+                profile.namespace,
+                profile.name,
+                exc,
+            )
+            return
+        metrics.reconciles.labels(RESIZE_TRIGGER, "success").inc()
+        log.info(
+            "%s/%s: the download reported the model's shape; the Deployment now requests %s",
+            profile.namespace,
+            profile.name,
+            _memory_request(profile, status),
+        )
 
     def _current(self, key: ProfileKey, snapshot: Mapping[str, Any]) -> Mapping[str, Any]:
         version = str((snapshot.get("metadata") or {}).get("resourceVersion", ""))

@@ -22,6 +22,7 @@ from sentiric_operator.observations import (
     DeploymentObservation,
     PodObservation,
 )
+from sentiric_operator.sizing import known_shape, plan_status, same_model, shape_from_report
 from sentiric_operator.specs import GPU_RESOURCE, Profile
 
 MODEL_READY = "ModelReady"
@@ -36,6 +37,8 @@ CONFIG_ERROR_REASONS = frozenset({"CreateContainerConfigError", "CreateContainer
 ENGINE_CRASHED = "EngineCrashed"
 CONTAINER_CRASHING = "ContainerCrashing"
 _MESSAGE_TAIL = 600
+# Top-level status keys compute_status leaves out when unknown (no model shape reported yet).
+OPTIONAL_KEYS = ("plan",)
 
 
 class Monitoring(enum.Enum):
@@ -361,17 +364,9 @@ def _monitoring_condition(monitoring: Monitoring) -> Condition | None:
     return None
 
 
-def _model_facts(profile: Profile, pods: Sequence[PodObservation]) -> dict[str, Any]:
-    hf = profile.spec.model.hugging_face
-    facts: dict[str, Any] = {
-        "repo": hf.repo,
-        "file": hf.file,
-        "revision": hf.revision,
-        "path": str(MODEL_DIR / hf.file),
-    }
-    if profile.spec.model.sha256:
-        facts["sha256"] = profile.spec.model.sha256.lower()
-    # `sentiric-llm download` may leave JSON facts about the file as its termination message.
+def _reports(pods: Sequence[PodObservation]) -> list[tuple[PodObservation, dict[str, Any]]]:
+    """The JSON facts `sentiric-llm download` left as its termination message, per pod."""
+    out = []
     for pod in pods:
         c = _downloaded(pod)
         if c is None or not c.terminated_message:
@@ -381,12 +376,53 @@ def _model_facts(profile: Profile, pods: Sequence[PodObservation]) -> dict[str, 
         except ValueError:
             continue
         if isinstance(reported, dict):
-            if isinstance(reported.get("sizeBytes"), int):
-                facts["sizeBytes"] = reported["sizeBytes"]
-            if isinstance(reported.get("sha256"), str):
-                facts["sha256"] = reported["sha256"].lower()
-        break
+            out.append((pod, reported))
+    return out
+
+
+def _model_facts(
+    profile: Profile,
+    pods: Sequence[PodObservation],
+    config_checksum: str,
+    previous: Mapping[str, Any],
+) -> dict[str, Any]:
+    hf = profile.spec.model.hugging_face
+    facts: dict[str, Any] = {
+        "repo": hf.repo,
+        "file": hf.file,
+        "revision": hf.revision,
+        "path": str(MODEL_DIR / hf.file),
+    }
+    if profile.spec.model.sha256:
+        facts["sha256"] = profile.spec.model.sha256.lower()
+    reports = _reports(pods)
+    # Pods of the current config download the current model; during a rollout to another
+    # model the old pods still report the old one.
+    current = [r for pod, r in reports if pod.config_checksum == config_checksum]
+    chosen = current[0] if current else reports[0][1] if reports else None
+    if chosen is not None:
+        if isinstance(chosen.get("sizeBytes"), int):
+            facts["sizeBytes"] = chosen["sizeBytes"]
+        if isinstance(chosen.get("sha256"), str):
+            facts["sha256"] = chosen["sha256"].lower()
+    shape = shape_from_report(current[0]) if current else None
+    if shape is not None:
+        facts["shape"] = shape
+    else:
+        # The pod that reported may be gone (scaled to zero, rescheduled): the shape of the
+        # same file stays known, so the memory request it sized does not flap with the pods.
+        before = previous.get("model")
+        if isinstance(before, Mapping) and same_model(profile, before):
+            kept = shape_from_report(before)
+            if kept is not None and isinstance(before.get("sizeBytes"), int):
+                facts["shape"] = kept
+                facts.setdefault("sizeBytes", before["sizeBytes"])
     return facts
+
+
+def _plan(profile: Profile, model: Mapping[str, Any]) -> dict[str, Any] | None:
+    shape = known_shape(profile, {"model": model})
+    return None if shape is None else plan_status(profile.spec, shape)
 
 
 def _conditions_with_times(
@@ -429,17 +465,22 @@ def compute_status(
     if monitoring is not None:
         conditions.append(monitoring)
     d = observed.deployment
-    return {
+    model_facts = _model_facts(profile, pods, config_checksum, previous)
+    status: dict[str, Any] = {
         "observedGeneration": profile.generation,
         "replicas": d.replicas if d else 0,
         "readyReplicas": d.ready_replicas if d else 0,
         "selector": selector_string(profile.name),
         "endpoints": endpoints(profile),
-        "model": _model_facts(profile, pods),
+        "model": model_facts,
         "conditions": _conditions_with_times(
             conditions, previous.get("conditions") or [], profile.generation, now
         ),
     }
+    plan = _plan(profile, model_facts)
+    if plan is not None:
+        status["plan"] = plan
+    return status
 
 
 def invalid_status(
@@ -460,10 +501,14 @@ def invalid_status(
 def status_patch(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """The merge patch turning `current` into `new`; empty when nothing changed.
 
-    Keys that disappeared from a nested object are set to null, which a merge patch needs to
-    remove them; lists (the conditions) are replaced whole.
+    Keys that disappeared from a nested object, and the optional top-level ones (`plan`), are
+    set to null, which a merge patch needs to remove them; lists (the conditions) are replaced
+    whole.
     """
     changes: dict[str, Any] = {}
+    for key in OPTIONAL_KEYS:
+        if key not in new and current.get(key) is not None:
+            changes[key] = None
     for key, value in new.items():
         old = current.get(key)
         if old == value:

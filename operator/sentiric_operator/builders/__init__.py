@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sentiric_inference.engine.sizing import ModelShape
+
 from sentiric_operator.builders.configmap import configmap, engine_config
 from sentiric_operator.builders.deployment import InferenceImages, deployment
 from sentiric_operator.builders.labels import selector_string, standard_labels
@@ -28,15 +30,18 @@ __all__ = [
 ]
 
 
-def children(profile: Profile, *, images: InferenceImages) -> list[dict[str, Any]]:
+def children(
+    profile: Profile, *, images: InferenceImages, shape: ModelShape | None = None
+) -> list[dict[str, Any]]:
     """Every always-present child in apply order: config and storage before the pods using them.
 
-    The ServiceMonitor is not included: it depends on the cluster having its CRD.
+    The ServiceMonitor is not included: it depends on the cluster having its CRD. `shape` is
+    the model's shape once a download reported it, for the serve container's memory request.
     """
     return [
         configmap(profile),
         pvc(profile),
         service(profile),
         headless_service(profile),
-        deployment(profile, images=images),
+        deployment(profile, images=images, shape=shape),
     ]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sentiric_inference.config import GRPC_PORT, HTTP_PORT
+from sentiric_inference.engine.sizing import ModelShape
 
 from sentiric_operator.builders.configmap import (
     CHECKSUM_ANNOTATION,
@@ -27,6 +28,7 @@ from sentiric_operator.builders.labels import (
     selector_labels,
     standard_labels,
 )
+from sentiric_operator.sizing import memory_request
 from sentiric_operator.specs import GPU_RESOURCE, Profile, ProfileSpec
 
 DOWNLOAD_CONTAINER = "download"
@@ -127,8 +129,13 @@ def _download_container(
     }
 
 
-def _resources(spec: ProfileSpec) -> dict[str, Any]:
+def _resources(spec: ProfileSpec, shape: ModelShape | None) -> dict[str, Any]:
     requests = {k: str(v) for k, v in spec.resources.requests.items()}
+    # Without a memory request the scheduler would place the pod as if it needed nothing, and
+    # the node would run out when the model loads: request what the sizing plan needs.
+    planned = memory_request(spec, shape)
+    if planned is not None:
+        requests["memory"] = planned
     limits = {k: str(v) for k, v in spec.resources.limits.items()}
     if spec.resources.gpu > 0:
         limits[GPU_RESOURCE] = str(spec.resources.gpu)
@@ -149,7 +156,9 @@ def _http_probe(path: str, *, period: int, failures: int, timeout: int) -> dict[
     }
 
 
-def _serve_container(spec: ProfileSpec, image: str, pull_policy: dict[str, str]) -> dict[str, Any]:
+def _serve_container(
+    spec: ProfileSpec, image: str, pull_policy: dict[str, str], shape: ModelShape | None
+) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": "HOME", "value": "/tmp"},
         # A native crash (SIGSEGV, SIGABRT, ... in llama.cpp) then prints the Python stack to
@@ -170,7 +179,7 @@ def _serve_container(spec: ProfileSpec, image: str, pull_policy: dict[str, str])
         # When the engine dies (a signal, an OOM kill), the kubelet keeps the end of its log
         # as the termination message; the operator puts it into the EngineCrashed condition.
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "resources": _resources(spec),
+        "resources": _resources(spec, shape),
         # Three questions, three probes: has the model finished loading (startup), may this
         # pod take traffic now (readiness), is the process wedged and worth a restart (liveness).
         "startupProbe": _http_probe(
@@ -201,7 +210,7 @@ def _strategy(spec: ProfileSpec) -> dict[str, Any]:
     return {"type": "RollingUpdate", "rollingUpdate": rolling}
 
 
-def pod_spec(profile: Profile, image: str) -> dict[str, Any]:
+def pod_spec(profile: Profile, image: str, shape: ModelShape | None = None) -> dict[str, Any]:
     spec = profile.spec
     pull_policy: dict[str, str] = {}
     if spec.image_pull_policy:
@@ -218,7 +227,7 @@ def pod_spec(profile: Profile, image: str) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "initContainers": [_download_container(spec, image, pull_policy)],
-        "containers": [_serve_container(spec, image, pull_policy)],
+        "containers": [_serve_container(spec, image, pull_policy, shape)],
         "volumes": _volumes(profile),
     }
     if spec.node_selector:
@@ -235,7 +244,14 @@ def pod_spec(profile: Profile, image: str) -> dict[str, Any]:
     return pod
 
 
-def deployment(profile: Profile, *, images: InferenceImages) -> dict[str, Any]:
+def deployment(
+    profile: Profile, *, images: InferenceImages, shape: ModelShape | None = None
+) -> dict[str, Any]:
+    """The Deployment; `shape` is the model's as a download reported it (status.model.shape).
+
+    With a shape, and no memory request or limit in the spec, the serve container requests
+    the memory of the sizing plan (sizing.py); before any download reported one, none.
+    """
     image = images.for_spec(profile.spec)
     return {
         "apiVersion": "apps/v1",
@@ -252,7 +268,7 @@ def deployment(profile: Profile, *, images: InferenceImages) -> dict[str, Any]:
                         CHECKSUM_ANNOTATION: config_checksum(config_data(profile.spec))
                     },
                 },
-                "spec": pod_spec(profile, image),
+                "spec": pod_spec(profile, image, shape),
             },
         },
     }

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from operator_samples import profile
 from sentiric_inference.config import load_config
+from sentiric_inference.engine.sizing import ModelShape
 from sentiric_operator import builders
 from sentiric_operator.builders.configmap import CHECKSUM_ANNOTATION, engine_config
 from sentiric_operator.builders.labels import MANAGED_BY, selector_labels
+from sentiric_operator.sizing import mebibytes, memory_request, parse_quantity, plan_for
 
 IMAGE = "registry.example/sentiric-llm-inference:1.2.3"
 CUDA_IMAGE = "registry.example/sentiric-llm-inference:1.2.3-cuda"
@@ -368,3 +370,82 @@ def test_servicemonitor_scrapes_the_cluster_ip_service_once() -> None:
     headless_labels = builders.headless_service(p)["metadata"]["labels"]
     assert selector.items() <= svc_labels.items()
     assert not selector.items() <= headless_labels.items()
+
+
+# Qwen2.5-0.5B-Instruct Q4_K_M (the sample profile's model) as its GGUF header describes it.
+SHAPE = ModelShape(
+    n_layer=24,
+    n_head_kv=2,
+    key_length=64,
+    value_length=64,
+    n_embd=896,
+    n_vocab=151936,
+    n_ctx_train=32768,
+    weights_bytes=491_400_032,
+)
+
+
+def _serve_resources(override: dict[str, Any], shape: ModelShape | None) -> dict[str, Any]:
+    d = builders.deployment(profile(override), images=IMAGES, shape=shape)
+    resources: dict[str, Any] = _container(d["spec"]["template"]["spec"], "inference")["resources"]
+    return resources
+
+
+PLAN = "<the plan's memory>"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        # No memory in the spec: the plan's memory, besides whatever else is requested.
+        ({}, {"memory": PLAN}),
+        ({"resources": {"requests": {"cpu": "2"}}}, {"cpu": "2", "memory": PLAN}),
+        ({"engine": {"parallel": 0, "contextSize": 0}, "resources": {"gpu": 1}}, {"memory": PLAN}),
+        # The user's request is never overridden.
+        ({"resources": {"requests": {"memory": "3Gi"}}}, {"memory": "3Gi"}),
+        # A limit alone: Kubernetes defaults the request to it; nothing is added.
+        ({"resources": {"limits": {"memory": "8Gi"}}}, {}),
+    ],
+    ids=["nothing set", "cpu only", "gpu auto", "user request", "limit only"],
+)
+def test_memory_request_from_the_plan_only_when_the_spec_sets_none(
+    override: dict[str, Any], expected: dict[str, str]
+) -> None:
+    spec = profile(override).spec
+    planned = mebibytes(plan_for(spec, SHAPE).memory_bytes)
+    want = {k: planned if v == PLAN else v for k, v in expected.items()}
+    assert _serve_resources(override, SHAPE).get("requests", {}) == want
+    if PLAN in expected.values():
+        assert memory_request(spec, SHAPE) == planned
+
+
+def test_no_memory_request_before_a_shape_is_known() -> None:
+    assert "requests" not in _serve_resources({}, None)
+
+
+def test_memory_request_is_deterministic_and_spares_the_download() -> None:
+    first = builders.deployment(profile(), images=IMAGES, shape=SHAPE)
+    again = builders.deployment(profile(), images=IMAGES, shape=SHAPE)
+    assert first == again
+    without = builders.deployment(profile(), images=IMAGES)
+    pod, pod_without = first["spec"]["template"]["spec"], without["spec"]["template"]["spec"]
+    assert pod["initContainers"] == pod_without["initContainers"]
+    # The config checksum does not move: only the request changes in the pod template.
+    annotations = first["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == without["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_more_sequences_request_more_memory() -> None:
+    small = _serve_resources({"engine": {"parallel": 1, "contextSize": 2048}}, SHAPE)
+    large = _serve_resources({"engine": {"parallel": 8, "contextSize": 8192}}, SHAPE)
+    assert parse_quantity(small["requests"]["memory"]) < parse_quantity(large["requests"]["memory"])
+
+
+def test_children_pass_the_shape_on_to_the_deployment() -> None:
+    (deployment,) = [
+        c
+        for c in builders.children(profile(), images=IMAGES, shape=SHAPE)
+        if c["kind"] == "Deployment"
+    ]
+    serve = _container(deployment["spec"]["template"]["spec"], "inference")
+    assert serve["resources"]["requests"]["memory"] == memory_request(profile().spec, SHAPE)

@@ -1,6 +1,6 @@
 """The operator's layers call only downwards; checked on the source's import statements.
 
-specs -> builders -> observations/statuses/finalizers -> kubeapi -> reconciling ->
+specs -> sizing -> builders -> observations/statuses/finalizers -> kubeapi -> reconciling ->
 refreshing/resyncing -> handlers -> __main__: the pure layers import neither kopf nor a
 Kubernetes client, only kubeapi talks to the API, and only handlers (and __main__) use kopf.
 """
@@ -15,6 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[3] / "operator" / "sentiric_operator"
 PURE = [
     "specs",
+    "sizing",
     "errors",
     "settings",
     "metrics",

@@ -9,6 +9,7 @@ from operator_samples import spec_dict
 from sentiric_operator.kubeapi import KubeApi
 from sentiric_operator.reconciling import Applied, applied_from, apply_children, profile_snapshot
 from sentiric_operator.settings import OperatorSettings
+from sentiric_operator.sizing import known_shape, memory_request
 from sentiric_operator.specs import parse_profile
 from sentiric_operator.statuses import Monitoring
 
@@ -97,3 +98,44 @@ def test_apply_children_takes_both_default_images_from_the_settings(
     (deployment,) = [m for m in api.applied if m["kind"] == "Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     assert {c["image"] for c in (*pod["initContainers"], *pod["containers"])} == {expected}
+
+
+def _model_status(file: str) -> dict[str, Any]:
+    shape = {
+        "nLayer": 24,
+        "nHeadKv": 2,
+        "keyLength": 64,
+        "valueLength": 64,
+        "nEmbd": 896,
+        "nVocab": 151936,
+        "nCtxTrain": 32768,
+    }
+    hf = spec_dict()["model"]["huggingFace"]
+    return {
+        "model": {
+            "repo": hf["repo"],
+            "file": file,
+            "revision": "main",
+            "sizeBytes": 491_400_032,
+            "shape": shape,
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("file", "requested"),
+    [(spec_dict()["model"]["huggingFace"]["file"], True), ("an-earlier-model.gguf", False)],
+    ids=["current model", "previous model"],
+)
+def test_apply_children_sizes_the_memory_request_from_the_status_shape(
+    file: str, requested: bool
+) -> None:
+    api = _RecordingApi()
+    profile = parse_profile(_body())
+    apply_children(cast(KubeApi, api), profile, OperatorSettings(), _model_status(file))
+    (deployment,) = [m for m in api.applied if m["kind"] == "Deployment"]
+    serve = deployment["spec"]["template"]["spec"]["containers"][0]
+    memory = serve["resources"].get("requests", {}).get("memory")
+    assert (memory is not None) is requested
+    if requested:
+        assert memory == memory_request(profile.spec, known_shape(profile, _model_status(file)))

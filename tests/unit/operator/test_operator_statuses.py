@@ -14,6 +14,7 @@ from sentiric_operator.observations import (
     DeploymentObservation,
     PodObservation,
 )
+from sentiric_operator.sizing import known_shape, mebibytes, plan_status
 from sentiric_operator.specs import Profile
 from sentiric_operator.statuses import (
     Monitoring,
@@ -605,3 +606,92 @@ def test_engine_crash_without_log_says_so() -> None:
     serve = crashed(139, terminated_message=None)
     msg = _message(_status(P, _deployment(P), [pod(init=(downloaded(),), main=(serve,))]), "Ready")
     assert "Last log lines: none." in msg
+
+
+SHAPE_REPORT = {
+    "nLayer": 24,
+    "nHeadKv": 2,
+    "keyLength": 64,
+    "valueLength": 64,
+    "nEmbd": 896,
+    "nVocab": 151936,
+    "nCtxTrain": 32768,
+}
+SIZE = 491_400_032
+AUTO = profile({"engine": {"parallel": 0, "contextSize": 0}})
+
+
+def _reporting_pod(p: Profile, *, checksum: str | None = None, **report: Any) -> PodObservation:
+    facts = {"sizeBytes": SIZE, "sha256": "ab" * 32, "shape": SHAPE_REPORT, **report}
+    done = container(
+        "download", terminated_now=True, exit_code=0, terminated_message=json.dumps(facts)
+    )
+    return pod(
+        init=(done,),
+        main=(serving(ready=False),),
+        config_checksum=_checksum(p) if checksum is None else checksum,
+    )
+
+
+def test_reported_shape_becomes_status_model_shape_and_plan() -> None:
+    status = _status(AUTO, _deployment(AUTO), [_reporting_pod(AUTO)])
+    assert status["model"]["shape"] == SHAPE_REPORT
+    shape = known_shape(AUTO, status)
+    assert shape is not None and shape.weights_bytes == SIZE
+    assert status["plan"] == plan_status(AUTO.spec, shape)
+    plan = status["plan"]
+    assert (plan["parallel"], plan["contextSize"], plan["kvCacheType"]) == (8, 4096, "f16")
+    assert plan["memoryRequest"] == mebibytes(plan["memoryBytes"])
+    assert "automatic: parallel, contextSize" in plan["summary"]
+
+
+def test_no_plan_before_a_shape_is_reported() -> None:
+    facts = json.dumps({"sizeBytes": SIZE, "sha256": "ab" * 32})  # an older download
+    done = container("download", terminated_now=True, exit_code=0, terminated_message=facts)
+    status = _status(P, _deployment(P), [pod(init=(done,), config_checksum=_checksum(P))])
+    assert status["model"]["sizeBytes"] == SIZE
+    assert "shape" not in status["model"] and "plan" not in status
+
+
+def test_shape_of_a_pod_of_an_older_config_is_not_taken() -> None:
+    # During a rollout to another model, the old pods still report the old model.
+    old = _reporting_pod(AUTO, checksum="older-config", shape={**SHAPE_REPORT, "nLayer": 80})
+    status = _status(AUTO, _deployment(AUTO), [old])
+    assert "shape" not in status["model"] and "plan" not in status
+    status = _status(AUTO, _deployment(AUTO), [old, _reporting_pod(AUTO)])
+    assert status["model"]["shape"] == SHAPE_REPORT
+
+
+def test_known_shape_outlives_its_pods_for_the_same_model_only() -> None:
+    reported = _status(AUTO, _deployment(AUTO), [_reporting_pod(AUTO)])
+    # Scaled to zero, or the reporting pod replaced by one still downloading: kept.
+    kept = _status(AUTO, _deployment(AUTO), [], previous=reported, now=LATER)
+    assert kept["model"]["shape"] == SHAPE_REPORT and kept["plan"] == reported["plan"]
+    assert kept["model"]["sizeBytes"] == SIZE
+    # Another file: the old shape says nothing about it.
+    other = profile(
+        {
+            "engine": {"parallel": 0, "contextSize": 0},
+            "model": {"huggingFace": {"file": "qwen2.5-0.5b-instruct-q8_0.gguf"}},
+        }
+    )
+    dropped = _status(other, _deployment(other), [], previous=reported, now=LATER)
+    assert "shape" not in dropped["model"] and "plan" not in dropped
+    # ...and the merge patch removes both.
+    changes = status_patch(reported, dropped)
+    assert changes["plan"] is None and changes["model"]["shape"] is None
+
+
+def test_plan_follows_the_spec_for_the_same_shape() -> None:
+    reported = _status(AUTO, _deployment(AUTO), [_reporting_pod(AUTO)])
+    fixed = profile({"engine": {"parallel": 2, "contextSize": 2048}})
+    status = _status(fixed, _deployment(fixed), [], previous=reported, now=LATER)
+    assert (status["plan"]["parallel"], status["plan"]["contextSize"]) == (2, 2048)
+    assert status["plan"]["memoryBytes"] < reported["plan"]["memoryBytes"]
+
+
+def test_a_malformed_shape_report_leaves_no_plan() -> None:
+    broken = _reporting_pod(AUTO, shape={**SHAPE_REPORT, "nLayer": "many"})
+    status = _status(AUTO, _deployment(AUTO), [broken])
+    assert "shape" not in status["model"] and "plan" not in status
+    assert status["model"]["sizeBytes"] == SIZE
