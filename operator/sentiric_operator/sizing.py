@@ -88,10 +88,14 @@ def parse_quantity(value: int | str) -> int:
     return math.ceil(number)
 
 
+def mebibytes_bytes(n_bytes: int) -> int:
+    """`n_bytes` rounded up to a whole `REQUEST_STEP` (at least one)."""
+    return max(1, math.ceil(n_bytes / REQUEST_STEP)) * REQUEST_STEP
+
+
 def mebibytes(n_bytes: int) -> str:
     """A memory quantity for `n_bytes`, rounded up to a whole `REQUEST_STEP`."""
-    steps = max(1, math.ceil(n_bytes / REQUEST_STEP))
-    return f"{steps * REQUEST_STEP // 2**20}Mi"
+    return f"{mebibytes_bytes(n_bytes) // 2**20}Mi"
 
 
 def _positive_int(value: Any) -> int | None:
@@ -215,15 +219,22 @@ def plan_for(spec: ProfileSpec, shape: ModelShape) -> PodPlan:
 def memory_request(spec: ProfileSpec, shape: ModelShape | None) -> str | None:
     """The serve container's memory request the operator sets, or None to set none.
 
-    Only when the spec sets neither `requests.memory` nor `limits.memory`: a user's request is
-    never overridden, and with a limit alone Kubernetes already makes the request equal to it
-    (keeping the QoS class the user chose), while the pod's plan fills that limit anyway.
-    Before the download reported the shape there is nothing to size from.
+    Only when the spec sets no `requests.memory` (a user's request is never overridden) and a
+    download reported the shape (before, there is nothing to size from). A memory limit caps
+    it, since the API server refuses a request above the limit; with auto sizing the plan
+    stays below the limit anyway. Pods of a profile are never Guaranteed QoS (the download
+    container requests less than its limit), so this request cannot change their QoS class.
     """
-    resources = spec.resources
-    if shape is None or "memory" in resources.requests or "memory" in resources.limits:
+    if shape is None or "memory" in spec.resources.requests:
         return None
-    return mebibytes(plan_for(spec, shape).memory_bytes)
+    needed = plan_for(spec, shape).memory_bytes
+    limit = spec.resources.limits.get("memory")
+    if limit is not None:
+        with contextlib.suppress(ValueError):
+            cap = parse_quantity(limit)
+            if mebibytes_bytes(needed) > cap:
+                return str(limit)
+    return mebibytes(needed)
 
 
 def _gib(n: int) -> str:
@@ -239,10 +250,16 @@ def plan_status(spec: ProfileSpec, shape: ModelShape) -> dict[str, Any]:
         f"{plan.batch_size}-token steps, KV cache {plan.kv_cache_type} {_gib(plan.kv_bytes)}, "
         f"weights {_gib(plan.weights_bytes)}, compute {_gib(plan.compute_bytes)}"
     ]
-    if plan.gpu_memory_bytes is not None:
+    if plan.gpu_memory_bytes is not None and plan.automatic:
+        parts.append(
+            f"at most {_gib(plan.gpu_memory_bytes)} of GPU memory (the caps: each pod sizes "
+            f"automatic settings to its GPU's free memory) and {_gib(plan.memory_bytes)} of "
+            "host memory"
+        )
+    elif plan.gpu_memory_bytes is not None:
         parts.append(
             f"needs {_gib(plan.gpu_memory_bytes)} of GPU memory and {_gib(plan.memory_bytes)} "
-            "of host memory; each pod sizes automatic settings to its GPU's free memory"
+            "of host memory"
         )
     elif plan.budget is UNLIMITED:
         parts.append(

@@ -249,8 +249,8 @@ def deployment(
 ) -> dict[str, Any]:
     """The Deployment; `shape` is the model's as a download reported it (status.model.shape).
 
-    With a shape, and no memory request or limit in the spec, the serve container requests
-    the memory of the sizing plan (sizing.py); before any download reported one, none.
+    With a shape, and no memory request in the spec, the serve container requests the memory
+    of the sizing plan (sizing.py); before any download reported one, none.
     """
     image = images.for_spec(profile.spec)
     return {

@@ -403,10 +403,18 @@ PLAN = "<the plan's memory>"
         ({"engine": {"parallel": 0, "contextSize": 0}, "resources": {"gpu": 1}}, {"memory": PLAN}),
         # The user's request is never overridden.
         ({"resources": {"requests": {"memory": "3Gi"}}}, {"memory": "3Gi"}),
-        # A limit alone: Kubernetes defaults the request to it; nothing is added.
-        ({"resources": {"limits": {"memory": "8Gi"}}}, {}),
+        # With a limit too: the plan (sized to fit in the limit)...
+        ({"resources": {"limits": {"memory": "8Gi"}}}, {"memory": PLAN}),
+        # ...and never above it, which the API server would refuse.
+        (
+            {
+                "engine": {"parallel": 16, "contextSize": 32768},
+                "resources": {"limits": {"memory": "2Gi"}},
+            },
+            {"memory": "2Gi"},
+        ),
     ],
-    ids=["nothing set", "cpu only", "gpu auto", "user request", "limit only"],
+    ids=["nothing set", "cpu only", "gpu auto", "user request", "limit", "over the limit"],
 )
 def test_memory_request_from_the_plan_only_when_the_spec_sets_none(
     override: dict[str, Any], expected: dict[str, str]

@@ -191,8 +191,7 @@ def test_partial_offload_keeps_the_rest_of_the_layers_in_host_memory() -> None:
         ({}, True),
         ({"requests": {"cpu": "2"}}, True),
         ({"requests": {"memory": "2Gi"}}, False),
-        # With a limit alone Kubernetes makes the request equal to it.
-        ({"limits": {"memory": "8Gi"}}, False),
+        ({"limits": {"memory": "8Gi"}}, True),
     ],
 )
 def test_memory_request_only_when_the_spec_sets_no_memory(
@@ -254,6 +253,9 @@ def test_plan_status_summarises_the_plan() -> None:
     assert "picks a smaller plan" in status["summary"]
     gpu = plan_status(profile({"resources": {"gpu": 1}}).spec, QWEN_3B)
     assert gpu["gpuMemoryBytes"] > gpu["memoryBytes"]
-    assert "automatic: none" in gpu["summary"] and "GPU's free memory" in gpu["summary"]
+    assert "automatic: none" in gpu["summary"] and "needs" in gpu["summary"]
+    gpu_auto = plan_status(profile({**AUTO, "resources": {"gpu": 1}}).spec, QWEN_3B)
+    assert "at most" in gpu_auto["summary"] and "GPU's free memory" in gpu_auto["summary"]
     limited = plan_status(profile({"resources": {"limits": {"memory": "6Gi"}}}).spec, QWEN_3B)
-    assert "memoryRequest" not in limited and "of the memory limit 6Gi" in limited["summary"]
+    assert "of the memory limit 6Gi" in limited["summary"]
+    assert parse_quantity(limited["memoryRequest"]) < 6 * GiB
