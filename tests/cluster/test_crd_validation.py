@@ -46,8 +46,27 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "model.huggingFace.file must name a .gguf file",
     ),
     ("sha256", {"model": {"sha256": "1234"}}, "model.sha256 must be 64 hexadecimal characters"),
-    ("parallel-0", {"engine": {"parallel": 0}}, "engine.parallel must be between 1 and 256"),
-    ("parallel-512", {"engine": {"parallel": 512}}, "engine.parallel must be between 1 and 256"),
+    (
+        "parallel-negative",
+        {"engine": {"parallel": -1}},
+        "engine.parallel must be 0 (automatic) or between 1 and 256",
+    ),
+    (
+        "parallel-512",
+        {"engine": {"parallel": 512}},
+        "engine.parallel must be 0 (automatic) or between 1 and 256",
+    ),
+    (
+        "context-32",
+        {"engine": {"contextSize": 32}, "sampling": {"maxTokens": 16}},
+        "engine.contextSize must be 0 (automatic) or at least 64",
+    ),
+    (
+        "kv-q8-without-flash-attention",
+        {"engine": {"kvCacheType": "q8_0", "flashAttention": "off"}},
+        "engine.kvCacheType q8_0 or q4_0 needs flash attention",
+    ),
+    ("kv-enum", {"engine": {"kvCacheType": "q5_1"}}, 'Unsupported value: "q5_1"'),
     (
         "rag-template",
         {"prompt": {"ragTemplate": "Question: {user_prompt}"}},
@@ -125,3 +144,32 @@ def test_defaults_are_filled_and_explained(
     assert spec["model"]["huggingFace"]["revision"] == "main"
     explained = cluster.kubectl("explain", "llmp.spec.engine.parallel").stdout
     assert "Sequences decoded together" in explained
+
+
+def test_automatic_sizing_and_a_quantized_kv_cache_are_accepted(
+    cluster: Cluster,
+    llmprofile_crd: Path,  # noqa: F811
+    namespace: str,
+) -> None:
+    engine = {"parallel": 0, "contextSize": 0, "kvCacheType": "q8_0"}
+    # maxTokens < contextSize binds only an explicit context.
+    body = _with({"engine": engine, "sampling": {"maxTokens": 8192}})
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(body))
+    stored = yaml.safe_load(
+        cluster.kubectl("-n", namespace, "get", "llmp", "probe", "-o", "yaml").stdout
+    )
+    assert stored["spec"]["engine"].items() >= {**engine, "flashAttention": "auto"}.items()
+    defaulted = yaml.safe_load(
+        cluster.kubectl(
+            "-n",
+            namespace,
+            "apply",
+            "--dry-run=server",
+            "-o",
+            "yaml",
+            "-f",
+            "-",
+            input=yaml.safe_dump(_with({}, name="defaults")),
+        ).stdout
+    )
+    assert defaulted["spec"]["engine"]["kvCacheType"] == "f16"

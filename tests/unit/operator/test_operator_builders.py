@@ -457,3 +457,14 @@ def test_children_pass_the_shape_on_to_the_deployment() -> None:
     ]
     serve = _container(deployment["spec"]["template"]["spec"], "inference")
     assert serve["resources"]["requests"]["memory"] == memory_request(profile().spec, SHAPE)
+
+
+def test_profile_pods_are_never_guaranteed_qos() -> None:
+    # sizing.memory_request lowers a request below the memory limit; that cannot demote a
+    # pod from Guaranteed QoS because the download container already makes every pod
+    # Burstable (its memory request is below its limit).
+    pod = builders.deployment(profile(), images=IMAGES, shape=SHAPE)["spec"]["template"]["spec"]
+    download = _container(pod, "download", init=True)["resources"]
+    assert parse_quantity(download["requests"]["memory"]) < parse_quantity(
+        download["limits"]["memory"]
+    )
