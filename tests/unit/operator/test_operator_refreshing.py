@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from operator_samples import container, pod, profile, serving, spec_dict
 from sentiric_operator.builders.configmap import config_checksum, config_data
+from sentiric_operator.errors import ApiCallError
 from sentiric_operator.kubeapi import KubeApi
 from sentiric_operator.metrics import OperatorMetrics
 from sentiric_operator.observations import PodObservation
@@ -96,9 +97,28 @@ async def test_first_reported_shape_applies_the_memory_request_once() -> None:
     planned = memory_request(p.spec, known_shape(p, api.status))
     assert planned is not None and serve["resources"]["requests"]["memory"] == planned
     assert api.status["plan"]["memoryRequest"] == planned
-    reconciles = ctx.metrics.reconciles.labels(RESIZE_TRIGGER, "success")._value.get()
+    reconciles = ctx.metrics.registry.get_sample_value(
+        "sentiric_operator_reconciles_total", {"trigger": RESIZE_TRIGGER, "outcome": "success"}
+    )
     assert reconciles == 1
     # The same shape again: the status is unchanged, nothing is written or applied.
     applied = len(api.applied)
     assert not await _refresh(api, refresher, [_downloaded_pod(SHAPE_REPORT)])
     assert len(api.applied) == applied
+
+
+class _RefusingApi(_Api):
+    def apply(self, manifest: dict[str, Any]) -> None:
+        raise ApiCallError("PATCH deployments/chat: the server is unavailable", status=503)
+
+
+async def test_a_failed_resize_keeps_the_status_and_is_counted_for_the_sweep() -> None:
+    api = _RefusingApi({"observedGeneration": 1, "conditions": []})
+    ctx = _context(api)
+    assert await _refresh(api, StatusRefresher(ctx), [_downloaded_pod(SHAPE_REPORT)])
+    # The status is written all the same; the resync sweep applies the request later.
+    assert api.status["model"]["shape"] == SHAPE_REPORT and "memoryRequest" in api.status["plan"]
+    retries = ctx.metrics.registry.get_sample_value(
+        "sentiric_operator_reconciles_total", {"trigger": RESIZE_TRIGGER, "outcome": "retry"}
+    )
+    assert retries == 1
