@@ -43,6 +43,8 @@ from sentiric_operator.reconciling import (
     desired_status,
     now,
     profile_snapshot,
+    resize,
+    sizing_changed,
 )
 from sentiric_operator.refreshing import StatusRefresher
 from sentiric_operator.resyncing import ResyncSweep
@@ -206,7 +208,10 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
             failure = exc
         ctx.metrics.reconcile_duration.labels(trigger).observe(time.monotonic() - started)
         applied = Applied(monitoring, None if failure is None else str(failure))
-        _write_status(patch, status, desired_status(profile, indexes, applied, status), ctx)
+        new_status = desired_status(profile, indexes, applied, status)
+        _write_status(patch, status, new_status, ctx)
+        if failure is None and sizing_changed(profile, status, new_status):
+            resize(ctx, profile, new_status)  # this write makes the model's shape known
         if failure is None:
             ctx.metrics.reconciles.labels(trigger, "success").inc()
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,16 +18,21 @@ from sentiric_operator import builders
 from sentiric_operator.builders.configmap import config_checksum, config_data
 from sentiric_operator.builders.labels import deployment_name, service_monitor_name
 from sentiric_operator.builders.servicemonitor import SERVICE_MONITOR_API_VERSION
+from sentiric_operator.errors import ApiCallError
 from sentiric_operator.kubeapi import KubeApi
 from sentiric_operator.metrics import OperatorMetrics
 from sentiric_operator.observations import DeploymentObservation, PodObservation
 from sentiric_operator.settings import OperatorSettings
-from sentiric_operator.sizing import known_shape
+from sentiric_operator.sizing import known_shape, memory_request
 from sentiric_operator.specs import Profile
 from sentiric_operator.statuses import MONITORING, READY, Monitoring, Observed, compute_status
 
+log = logging.getLogger(__name__)
+
 ProfileKey = tuple[str, str]
 ProfileIndex = Mapping[ProfileKey, Collection[Mapping[str, Any]]]
+# reconciles_total's trigger when a newly known model shape changes the memory request.
+RESIZE_TRIGGER = "model-shape"
 # Spec changes that HTTP 400/422 refuse (e.g. an immutable PVC field) fail again until the
 # spec changes, so they are not retried.
 PERMANENT_STATUSES = frozenset({400, 422})
@@ -154,3 +160,38 @@ def desired_status(
         previous=previous,
         now=now(),
     )
+
+
+def sizing_changed(profile: Profile, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether a status write changes the serve container's memory request (a new shape)."""
+    return memory_request(profile.spec, known_shape(profile, before)) != memory_request(
+        profile.spec, known_shape(profile, after)
+    )
+
+
+def resize(ctx: Context, profile: Profile, status: Mapping[str, Any]) -> bool:
+    """Re-apply the children now that `status` knows the model's shape; False if refused.
+
+    kopf runs no update handler for a status change, and waiting for the resync sweep would
+    leave the pods of a new model without their memory request for a while. A refusal is
+    logged and counted; the sweep applies the same request later.
+    """
+    try:
+        apply_children(ctx.api, profile, ctx.settings, status)
+    except ApiCallError as exc:
+        ctx.metrics.reconciles.labels(RESIZE_TRIGGER, "retry").inc()
+        log.warning(
+            "could not apply the memory request of %s/%s (the resync sweep retries): %s",
+            profile.namespace,
+            profile.name,
+            exc,
+        )
+        return False
+    ctx.metrics.reconciles.labels(RESIZE_TRIGGER, "success").inc()
+    log.info(
+        "%s/%s: the download reported the model's shape; the Deployment now requests %s",
+        profile.namespace,
+        profile.name,
+        memory_request(profile.spec, known_shape(profile, status)),
+    )
+    return True

@@ -16,18 +16,18 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sentiric_operator.errors import ApiCallError, InvalidProfileError
+from sentiric_operator.errors import InvalidProfileError
 from sentiric_operator.reconciling import (
     Applied,
     Context,
     Indexes,
     ProfileKey,
     applied_from,
-    apply_children,
     desired_status,
+    resize,
+    sizing_changed,
 )
-from sentiric_operator.sizing import known_shape, memory_request
-from sentiric_operator.specs import Profile, parse_profile
+from sentiric_operator.specs import parse_profile
 from sentiric_operator.statuses import status_patch
 
 log = logging.getLogger(__name__)
@@ -35,12 +35,6 @@ log = logging.getLogger(__name__)
 # Pods of one rollout change within milliseconds of each other: wait this long after the
 # first mark so one recomputation covers the burst.
 COALESCE_S = 0.2
-# reconciles_total's trigger when a reported model shape changes the memory request.
-RESIZE_TRIGGER = "model-shape"
-
-
-def _memory_request(profile: Profile, status: Mapping[str, Any]) -> str | None:
-    return memory_request(profile.spec, known_shape(profile, status))
 
 
 class StatusRefresher:
@@ -135,37 +129,9 @@ class StatusRefresher:
             self._ctx.metrics.status_writes.inc()
             new_status = dict(written.get("status") or {})
             self._written[key] = (str(meta.get("resourceVersion", "")), new_status)
-            if _memory_request(profile, new_status) != _memory_request(profile, current):
-                await self._resize(profile, new_status)
+            if sizing_changed(profile, current, new_status):
+                await asyncio.to_thread(resize, self._ctx, profile, new_status)
             return True
-
-    async def _resize(self, profile: Profile, status: Mapping[str, Any]) -> None:
-        """A download just reported the model's shape: apply the Deployment with its memory.
-
-        kopf runs no update handler for a status change, and waiting for the resync sweep
-        would leave the first pod of a new model without a memory request for a while.
-        """
-        metrics = self._ctx.metrics
-        try:
-            await asyncio.to_thread(
-                apply_children, self._ctx.api, profile, self._ctx.settings, status
-            )
-        except ApiCallError as exc:
-            metrics.reconciles.labels(RESIZE_TRIGGER, "retry").inc()
-            log.warning(
-                "could not apply the memory request of %s/%s (the resync sweep retries): %s",
-                profile.namespace,
-                profile.name,
-                exc,
-            )
-            return
-        metrics.reconciles.labels(RESIZE_TRIGGER, "success").inc()
-        log.info(
-            "%s/%s: the download reported the model's shape; the Deployment now requests %s",
-            profile.namespace,
-            profile.name,
-            _memory_request(profile, status),
-        )
 
     def _current(self, key: ProfileKey, snapshot: Mapping[str, Any]) -> Mapping[str, Any]:
         version = str((snapshot.get("metadata") or {}).get("resourceVersion", ""))

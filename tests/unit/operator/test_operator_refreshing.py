@@ -12,8 +12,8 @@ from sentiric_operator.errors import ApiCallError
 from sentiric_operator.kubeapi import KubeApi
 from sentiric_operator.metrics import OperatorMetrics
 from sentiric_operator.observations import PodObservation
-from sentiric_operator.reconciling import Context, Indexes
-from sentiric_operator.refreshing import RESIZE_TRIGGER, StatusRefresher
+from sentiric_operator.reconciling import RESIZE_TRIGGER, Context, Indexes
+from sentiric_operator.refreshing import StatusRefresher
 from sentiric_operator.settings import OperatorSettings
 from sentiric_operator.sizing import known_shape, memory_request
 
