@@ -11,12 +11,14 @@ build) the AMX buffer type is switched off instead (`Backends.use_extra_bufts`).
 
 Environment (for operators chasing a CPU problem, and for bench/cpu_paths.py):
   SENTIRIC_CPU_VARIANT=<name>  load exactly this variant (e.g. `haswell`);
-  SENTIRIC_ALLOW_AMX=1         let AMX variants and the AMX buffer type be chosen.
+  SENTIRIC_ALLOW_AMX=1         let AMX variants and the AMX buffer type be chosen;
+  SENTIRIC_NO_REPACK=1         load weights without llama.cpp's repacked layouts at all.
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import importlib.metadata
 import logging
@@ -188,7 +190,12 @@ class Backends:
 
 
 def _ggml(lib_dir: Path) -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(lib_dir / "libggml.so"))
+    # The soname libllama links (a wheel holds libggml.so, .so.0 and .so.0.x as separate
+    # copies, not symlinks): opening another copy would give a second, empty backend registry.
+    for name in ("libggml.so.0", "libggml.so"):
+        if (lib_dir / name).exists():
+            break
+    lib = ctypes.CDLL(str(lib_dir / name))
     lib.ggml_backend_load.restype = ctypes.c_void_p
     lib.ggml_backend_load.argtypes = [ctypes.c_char_p]
     lib.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
@@ -330,6 +337,13 @@ def load_backends(lib_dir: Path | None = None) -> Backends:
     lib_dir = lib_dir or llama_cpp_lib_dir()
     lib = _ggml(lib_dir)
     allow_amx = _env_flag("SENTIRIC_ALLOW_AMX")
+    backends = _load(lib, lib_dir, allow_amx)
+    if _env_flag("SENTIRIC_NO_REPACK"):
+        return dataclasses.replace(backends, use_extra_bufts=False)
+    return backends
+
+
+def _load(lib: ctypes.CDLL, lib_dir: Path, allow_amx: bool) -> Backends:
     if lib.ggml_backend_reg_count() > 0:
         # A build with backends linked in (no GGML_BACKEND_DL): nothing to choose, but its CPU
         # backend may repack weights for AMX; loading without extra buffer types avoids that.

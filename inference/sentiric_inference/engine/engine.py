@@ -11,9 +11,9 @@ from pathlib import Path
 from ..config import EngineSettings
 from ..errors import EngineFailure, InvalidRequestError, NotReadyError, PromptTooLongError
 from ..metrics import Metrics
+from .backends import Backends, gpu_free_memory, llama_cpp_python_version
 from .cpus import available_cpus
 from .jobs import Job, Sink
-from .backends import Backends, gpu_free_memory, llama_cpp_python_version
 from .memory import memory_budget
 from .native import Context, Model, gpu_offload_supported, init_backend, resolve_threads
 from .planning import default_batch_size
@@ -290,9 +290,7 @@ class Engine:
                 raise NotReadyError(self._reason or "the model is not loaded")
             if chain is None:
                 self._validate(request, model)
-                chain = build_chain(
-                    model, request.params, context_size=self._settings.context_size
-                )
+                chain = build_chain(model, request.params, context_size=self._settings.context_size)
             loop = asyncio.get_running_loop()
             queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
             job = Job(request, chain, Sink(loop, queue), TextAssembler(request.params.stop))

@@ -155,7 +155,9 @@ def test_images_dispatch_cpu_kernels_at_run_time_without_the_faulting_amx_varian
     cmake_args = _args(relative)["LLAMA_CMAKE_ARGS"].split()
     for flag in ("-DGGML_NATIVE=OFF", "-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON"):
         assert flag in cmake_args
-    build_runs = " ".join(i["value"] for i in _stages(_parse(relative))[0] if i["instruction"] == "RUN")
+    build_runs = " ".join(
+        i["value"] for i in _stages(_parse(relative))[0] if i["instruction"] == "RUN"
+    )
     assert "bash hack/llama-wheel.sh" in build_runs, "the image builds with CI's script"
     assert "-name 'libggml-cpu-sapphirerapids.so' -delete" in build_runs
     ignored = (REPO_ROOT / ".dockerignore").read_text().splitlines()

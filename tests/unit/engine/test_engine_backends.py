@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from sentiric_inference.engine.backends import (
     X86_VARIANTS,
     BackendError,

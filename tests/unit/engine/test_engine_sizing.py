@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from sentiric_inference.engine.sizing import (
     CONTEXT_MIN,
     HEADROOM,
@@ -153,6 +152,4 @@ def test_shape_from_gguf_metadata() -> None:
     shape = ModelShape.from_metadata(meta, n_vocab=151936, weights_bytes=1930 * MiB)
     assert shape == QWEN25_3B
     with pytest.raises(ValueError, match="GGUF metadata has no qwen2"):
-        ModelShape.from_metadata(
-            {"general.architecture": "qwen2"}, n_vocab=1, weights_bytes=1
-        )
+        ModelShape.from_metadata({"general.architecture": "qwen2"}, n_vocab=1, weights_bytes=1)
