@@ -231,6 +231,18 @@ def component_pids(name: str) -> list[int]:
     return pids
 
 
+def dies_with_this_process(argv: list[str]) -> list[str]:
+    """`argv` run so the kernel sends it SIGTERM when the process that started it dies.
+
+    A test's own helper processes (an operator) must not outlive a pytest killed by SIGKILL,
+    which runs no teardown; the cluster has its watchdog, these have `setpriv --pdeathsig`
+    (util-linux). The signal follows the thread that started them, so call this from the
+    test's own thread. Without setpriv they run unchanged and rely on the teardown alone.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
+
+
 def run_script(
     argv: list[str], timeout: float, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -25,7 +25,7 @@ import httpx
 import pytest
 import yaml
 
-from .conftest import REPO_ROOT, Cluster
+from .conftest import REPO_ROOT, Cluster, dies_with_this_process
 
 CHART = REPO_ROOT / "charts" / "sentiric-llm"
 CHART_CRD = CHART / "crds" / "llmprofiles.llm.sentiric.ai.yaml"
@@ -170,7 +170,9 @@ class Release:
         log_path = self.workdir / f"{name}.log"
         exe = Path(sys.executable).parent / "sentiric-operator"
         with log_path.open("wb") as log:
-            proc = subprocess.Popen([str(exe)], env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                dies_with_this_process([str(exe)]), env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         operator = Operator(proc, health_port, log_path)
         try:
             deadline = time.monotonic() + 60

@@ -24,7 +24,7 @@ import yaml
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import REPO_ROOT, Cluster
+from .conftest import REPO_ROOT, Cluster, dies_with_this_process
 
 CRD_PATH = REPO_ROOT / "crds" / "llmprofiles.llm.sentiric.ai.yaml"
 GROUP, VERSION, PLURAL = "llm.sentiric.ai", "v1alpha1", "llmprofiles"
@@ -109,7 +109,9 @@ def start_operator(
     )
     exe = Path(sys.executable).parent / "sentiric-operator"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([str(exe)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            dies_with_this_process([str(exe)]), env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     op = OperatorProcess(proc, metrics_port, health_port, log_path)
     try:
         deadline = time.monotonic() + 60

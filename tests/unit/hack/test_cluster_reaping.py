@@ -68,9 +68,11 @@ class Sandbox:
                 return line.split("=", 1)[1]
         raise KeyError(key)
 
-    def spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, argv: list[str], stdout: int = subprocess.DEVNULL, cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
         # A session of its own, like kwokctl's components: the owner's death does not reach it.
-        proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, start_new_session=True, stdout=stdout, cwd=cwd)
         self.procs.append(proc)
         return proc
 
@@ -254,3 +256,30 @@ def test_only_processes_of_the_cluster_are_signalled(sandbox: Sandbox) -> None:
     sandbox.script(str(HACK / "cluster-down.sh"), "sentiric-test-reuse")
     assert not any(running(pid) for pid in components)
     assert stranger.poll() is None
+
+
+def test_helper_processes_of_a_killed_test_run_stop_with_it(sandbox: Sandbox) -> None:
+    # A stand-in for pytest starts a helper (the operator, in the cluster tests) the way the
+    # cluster tests do, prints its pid, and is then killed without any teardown.
+    parent = sandbox.spawn(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "from tests.cluster.conftest import dies_with_this_process\n"
+            "child = subprocess.Popen(dies_with_this_process(['sleep', '300']))\n"
+            "print(child.pid, flush=True)\n"
+            "time.sleep(300)\n",
+        ],
+        stdout=subprocess.PIPE,
+        cwd=HACK.parent,
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    try:
+        assert running(child)
+        parent.send_signal(signal.SIGKILL)
+        wait_until(lambda: not running(child), 10, "the helper to stop with its parent")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
