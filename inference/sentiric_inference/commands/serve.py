@@ -26,9 +26,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--host", help="address to listen on (server.host)")
     parser.add_argument("--http-port", type=int, help="HTTP port (server.httpPort, 16070)")
     parser.add_argument("--grpc-port", type=int, help="gRPC port (server.grpcPort, 16071)")
-    parser.add_argument("--parallel", type=int, help="parallel sequences (engine.parallel)")
     parser.add_argument(
-        "--context-size", type=int, help="tokens of context per sequence (engine.contextSize)"
+        "--parallel", type=int, help="parallel sequences (engine.parallel; 0 = automatic)"
+    )
+    parser.add_argument(
+        "--context-size",
+        type=int,
+        help="tokens of context per sequence (engine.contextSize; 0 = automatic)",
     )
     parser.add_argument(
         "--shutdown-grace",

@@ -49,7 +49,7 @@ def test_missing_files_exit_2(tmp_path: Path) -> None:
 
 
 def test_bad_flag_value_names_the_key(tmp_path: Path) -> None:
-    result = serve("--parallel", "0", "--model", str(tmp_path / "x.gguf"))
+    result = serve("--parallel", "-1", "--model", str(tmp_path / "x.gguf"))
     assert result.returncode == 2 and "engine.parallel" in result.stderr
 
 
