@@ -74,6 +74,12 @@ def _live(pods: Iterable[PodObservation]) -> list[PodObservation]:
     return sorted((p for p in pods if not p.deleting), key=lambda p: p.name)
 
 
+def _ended(c: ContainerObservation) -> str:
+    # "exit code 137" alone hides an OOM kill of the download (a 1Gi limit, a huge file).
+    crash = crash_of(c)
+    return crash.describe() if crash is not None else f"exit code {c.exit_code}"
+
+
 def _download_failure(pod: PodObservation) -> ContainerObservation | None:
     c = pod.init_container(DOWNLOAD_CONTAINER)
     if c is None:
@@ -151,7 +157,7 @@ def _model_condition(profile: Profile, pods: Sequence[PodObservation]) -> Condit
                 MODEL_READY,
                 "False",
                 "DownloadFailed",
-                f"downloading {what} failed (exit code {failed.exit_code}, {failed.restart_count} "
+                f"downloading {what} failed ({_ended(failed)}, {failed.restart_count} "
                 f"restarts): {_tail(failed.terminated_message) or 'no message'}. Check "
                 f"spec.model.huggingFace and the token Secret; kubectl logs -n "
                 f"{profile.namespace} {pod.name} -c {DOWNLOAD_CONTAINER}",

@@ -695,3 +695,18 @@ def test_a_malformed_shape_report_leaves_no_plan() -> None:
     status = _status(AUTO, _deployment(AUTO), [broken])
     assert "shape" not in status["model"] and "plan" not in status
     assert status["model"]["sizeBytes"] == SIZE
+
+
+def test_a_download_killed_by_the_oom_killer_says_so() -> None:
+    killed = container(
+        "download",
+        waiting_reason="CrashLoopBackOff",
+        restart_count=2,
+        exit_code=137,
+        terminated_reason="OOMKilled",
+    )
+    msg = _message(_status(P, _deployment(P), [pod(init=(killed,))]), "ModelReady")
+    assert "failed (OOMKilled (exit code 137)" in msg and "2 restarts" in msg
+    plain = container("download", terminated_now=True, exit_code=1, terminated_message="404")
+    msg = _message(_status(P, _deployment(P), [pod(init=(plain,))]), "ModelReady")
+    assert "failed (exit code 1, 0 restarts): 404" in msg
