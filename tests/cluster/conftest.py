@@ -237,7 +237,8 @@ def dies_with_this_process(argv: list[str]) -> list[str]:
     A test's own helper processes (an operator) must not outlive a pytest killed by SIGKILL,
     which runs no teardown; the cluster has its watchdog, these have `setpriv --pdeathsig`
     (util-linux). The signal follows the thread that started them, so call this from the
-    test's own thread. Without setpriv they run unchanged and rely on the teardown alone.
+    test's own thread; a pytest killed in the instant before setpriv has set it is not
+    covered. Without setpriv they run unchanged and rely on the teardown alone.
     """
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv

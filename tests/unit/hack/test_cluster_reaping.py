@@ -277,7 +277,12 @@ def test_helper_processes_of_a_killed_test_run_stop_with_it(sandbox: Sandbox) ->
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
     try:
-        assert running(child)
+        # Popen returns once setpriv runs; it sets the death signal and then becomes `sleep`.
+        wait_until(
+            lambda: Path(f"/proc/{child}/cmdline").read_bytes().startswith(b"sleep\0"),
+            10,
+            "setpriv to set the death signal and start the helper",
+        )
         parent.send_signal(signal.SIGKILL)
         wait_until(lambda: not running(child), 10, "the helper to stop with its parent")
     finally:
