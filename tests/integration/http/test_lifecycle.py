@@ -90,6 +90,43 @@ def test_ready_is_503_with_a_reason_until_the_model_loads(smollm2_path: Path) ->
         not_ready = [body for status, body in seen if status == 503]
         assert not_ready, "the model loaded before the first /ready answer; no 503 observed"
         assert not_ready[0]["status"] == "not_ready" and "load" in not_ready[0]["reason"]
+        health = httpx.get(f"{server.http_url}/health", timeout=5).json()
+        assert health["status"] == "healthy" and health["model_ready"] is True
+
+
+def test_health_reports_capacity_while_requests_run(tiny_model_path: Path) -> None:
+    # One slot: a long stream takes it and a second waits; /health says so, and stays fast.
+    with (
+        running_server(
+            tiny_model_path, parallel=1, max_queue=4, context_size=4096, extra_config=ONE_SLOT
+        ) as server,
+        httpx.Client(timeout=60) as http,
+    ):
+        idle = http.get(f"{server.http_url}/health").json()
+        assert idle["status"] == "healthy" and idle["model_ready"] is True
+        assert idle["capacity"] | {"kv_cells_used": 0} == {
+            "slots_total": 1,
+            "slots_free": 1,
+            "active": 0,
+            "queued": 0,
+            "kv_cells_used": 0,
+            "kv_cells_total": 4096,
+        }
+        streams = [http.send(long_stream_request(server), stream=True) for _ in range(2)]
+        try:
+            busy: dict[str, int] = {}
+            for _ in range(200):  # bounded: ~10 s
+                started = time.monotonic()
+                busy = http.get(f"{server.http_url}/health").json()["capacity"]
+                assert time.monotonic() - started < 1.0
+                if busy["active"] == 1 and busy["queued"] == 1:
+                    break
+                time.sleep(0.05)
+            assert (busy["slots_free"], busy["active"], busy["queued"]) == (0, 1, 1), busy
+            assert busy["kv_cells_used"] > 0
+        finally:
+            for response in streams:
+                response.close()
 
 
 # About 600 tokens: long enough that evaluating it takes a visible while on a CPU.
@@ -173,6 +210,11 @@ def test_metrics_expose_the_documented_names(tiny_server: ServerHandle) -> None:
         assert f"\n{name}" in text, name
     assert metric(tiny_server, "sentiric_llm_model_ready") == 1.0
     assert metric(tiny_server, "sentiric_llm_sequences_max") == 4.0
+    # Which llama.cpp kernels serve (issue 11): a CPU variant that is never the AMX one.
+    info = [line for line in text.splitlines() if line.startswith("sentiric_llm_build_info{")]
+    assert len(info) == 1 and info[0].endswith(" 1.0"), info
+    assert 'gpu="none"' in info[0] and 'cpu_variant="' in info[0]
+    assert 'cpu_variant="sapphirerapids"' not in info[0]
     assert 'api="http_chat"' in text
 
 
