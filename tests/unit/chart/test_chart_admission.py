@@ -189,3 +189,25 @@ def test_schema_refuses_a_prefix_that_could_match_too_much_or_break_the_cel(
 def test_a_cluster_without_validating_admission_policies_is_refused(helm: Helm) -> None:
     error = helm.template_error(*ALLOW, "--kube-version", "1.29.5")
     assert "need ValidatingAdmissionPolicy" in error and "1.30" in error
+
+
+def test_the_releases_own_profiles_are_checked_at_render(helm: Helm) -> None:
+    # Helm may create them before the API server has loaded the new policy.
+    error = helm.template_error(
+        *ALLOW,
+        "--set-json",
+        'profiles=[{"name":"qwen","spec":{"image":"docker.io/x/llm:1"}}]',
+    )
+    assert 'profiles: "qwen" has spec.image "docker.io/x/llm:1"' in error
+    objects = helm.template(
+        *ALLOW,
+        "--set-json",
+        'profiles=[{"name":"a","spec":{"image":"registry.example.com/ml/llm:1"}},'
+        '{"name":"b","spec":{"image":"' + DEFAULT_CPU + '"}},{"name":"c","spec":{}}]',
+    )
+    assert len(by_kind(objects, "LLMProfile")) == 3
+    # Without an allowlist any image renders.
+    plain = helm.template(
+        "--set-json", 'profiles=[{"name":"qwen","spec":{"image":"docker.io/x/llm:1"}}]'
+    )
+    assert len(by_kind(plain, "LLMProfile")) == 1
