@@ -10,7 +10,7 @@ For each path: prefill tokens/s (--prompts prompts of --prompt-tokens tokens, 64
 as a CPU pod runs them) and decode tokens/s (--seqs sequences in lockstep), medians of --reps
 rounds in rotating order, and the median per-round ratio to the path the server picks.
 
-    .venv/bin/python bench/cpu_paths.py [--model PATH] [--types q4_k_m] [--reps 3]
+    .venv/bin/python bench/cpu_paths.py [--model PATH] [--types source q4_0] [--reps 3]
         [--variants zen4 haswell ...]
 """
 
@@ -149,7 +149,7 @@ def main() -> int:
     parser.add_argument(
         "--types",
         nargs="+",
-        default=["source", "q4_k_m"],
+        default=["source", "q4_0"],
         help="weight types to time: source (the file as is) and/or copies quantised to these",
     )
     parser.add_argument("--variants", nargs="+", default=None)
@@ -163,6 +163,11 @@ def main() -> int:
     if min(args.prompts, args.prompt_tokens, args.seqs, args.reps) < 1:
         parser.error("counts must be positive")
     logging.basicConfig(level=logging.ERROR)
+    if args.child is None:
+        # Routes llama.cpp's quantisation chatter to logging (ERROR and up only).
+        from sentiric_inference.engine.native import init_backend
+
+        init_backend()
     if args.child is not None:
         child(args.child, args)
         return 0
