@@ -398,7 +398,8 @@ def llama_cpp_server(
     batch_size: int,
     alias: str,
 ) -> Iterator[str]:
-    """Run `python -m llama_cpp.server` on a free 127.0.0.1 port; yields its /v1 base URL.
+    """Run llama_cpp.server (through _llama_cpp_server.py) on a free 127.0.0.1 port; yields
+    its /v1 base URL.
 
     interrupt_requests is off so every stream runs to its end instead of being cut by the
     next request. Flash attention on matches "auto" on CPU (the ceiling and our engine), and
@@ -409,8 +410,7 @@ def llama_cpp_server(
     log_path = Path(tempfile.mkdtemp(prefix="llama-cpp-server-")) / "server.log"
     command = [
         sys.executable,
-        "-m",
-        "llama_cpp.server",
+        str(Path(__file__).resolve().parent / "_llama_cpp_server.py"),
         "--model",
         str(model_path),
         "--model_alias",
