@@ -19,6 +19,7 @@ from ..config import EngineSettings
 from ..errors import NotReadyError, OverloadedError
 from ..metrics import Metrics
 from .draining import DrainRate
+from .fairness import FairQueue
 from .jobs import Job, Outbox
 from .native import Batch, Context, Model
 from .planning import plan_step
@@ -84,7 +85,8 @@ class Scheduler:
         self._closing = False
         self._drain = DrainRate()
         # Scheduler thread only.
-        self._waiting: deque[Job] = deque()
+        # Admission is round robin across tenants (API keys), FIFO within one (fairness.py).
+        self._waiting: FairQueue[Job] = FairQueue(_tenant_of)
         self._running: list[Job] = []  # in admission order
         self._steps = 0
         self._admissions = 0
@@ -199,21 +201,15 @@ class Scheduler:
                 job.cancelled = True
 
     def _finish_cancelled(self) -> None:
-        if any(job.cancelled for job in self._waiting):
-            keep: deque[Job] = deque()
-            for job in self._waiting:
-                if job.cancelled:
-                    self._finish(job, FinishReason.CANCELLED)
-                else:
-                    keep.append(job)
-            self._waiting = keep
+        for job in self._waiting.remove_if(_is_cancelled):
+            self._finish(job, FinishReason.CANCELLED)
         for job in [j for j in self._running if j.cancelled]:
             self._finish(job, FinishReason.CANCELLED)
 
     def _admit(self) -> None:
         # Requests that wait for a running prefill to reach their shared prefix keep their
         # place at the head of the queue, and a slot each, so later requests cannot take it.
-        held: deque[Job] = deque()
+        held: list[Job] = []
         while self._waiting and len(self._running) + len(held) < self._parallel:
             job = self._waiting.popleft()
             choice = choose_slot(job.prompt, self._slot_views(), reuse=self._prefix_cache)
@@ -226,8 +222,7 @@ class Scheduler:
                 continue
             self._place(job, choice)
         if held:
-            held.extend(self._waiting)
-            self._waiting = held
+            self._waiting.put_front(held)
 
     def _place(self, job: Job, choice: SlotChoice) -> None:
         slot = self._slots[choice.target]
@@ -444,3 +439,11 @@ class Scheduler:
             self._finish(job, reason, error)
         self._waiting.clear()
         self._publish()
+
+
+def _tenant_of(job: Job) -> str:
+    return job.request.tenant
+
+
+def _is_cancelled(job: Job) -> bool:
+    return job.cancelled

@@ -43,6 +43,9 @@ class GenerationRequest:
     request_id: str
     # Which API submitted it; only for metrics and logs.
     api: str = "internal"
+    # Whose request it is (the API key's name; "" with keys off): waiting requests are
+    # admitted round robin across tenants (engine/fairness.py).
+    tenant: str = ""
 
 
 @dataclass(frozen=True, slots=True)
