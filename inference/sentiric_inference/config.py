@@ -169,6 +169,40 @@ class LimitsSettings(_Model):
     max_grammar_bytes: int = Field(default=256 * 1024, ge=1024, le=256 * 1024 * 1024)
 
 
+class PerKeyLimits(_Model):
+    """What each API key may use (docs/http-api.md, API keys); 0 = no limit.
+
+    The same limits hold for every key, each counted on its own, so one app's burst is
+    refused (429 / RESOURCE_EXHAUSTED) while the others are still served.
+    """
+
+    # Requests started in any 60 s window (generations, tokenize and detokenize).
+    requests_per_minute: int = Field(default=0, ge=0, le=10_000_000)
+    # Prompt plus completion tokens of the requests that finished in any 60 s window; while
+    # a key is over it, its new requests are refused until enough of the window has passed.
+    tokens_per_minute: int = Field(default=0, ge=0, le=1_000_000_000)
+    # Requests in flight at once (waiting for a sequence or generating).
+    max_concurrent: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class AuthSettings(_Model):
+    """API keys for HTTP and gRPC: with a key file, every API call needs one of its keys."""
+
+    # One key per line, `name:key` or a bare key; blank lines and `#` comments are ignored.
+    # Read again when it changes (a Kubernetes Secret update needs no restart).
+    api_keys_file: Path | None = None
+    per_key: PerKeyLimits = PerKeyLimits()
+
+    @model_validator(mode="after")
+    def _limits_need_keys(self) -> AuthSettings:
+        limited = self.per_key != PerKeyLimits()
+        if limited and self.api_keys_file is None:
+            raise ValueError(
+                "perKey limits apply to API keys: set apiKeysFile (or serve --api-key-file)"
+            )
+        return self
+
+
 class ServerSettings(_Model):
     host: str = "0.0.0.0"
     http_port: int = Field(default=HTTP_PORT, ge=1, le=65535)
@@ -177,6 +211,7 @@ class ServerSettings(_Model):
     log_format: Literal["json", "text"] = "text"
     log_level: str = "INFO"
     limits: LimitsSettings = LimitsSettings()
+    auth: AuthSettings = AuthSettings()
 
 
 class EngineConfig(_Model):

@@ -4,6 +4,8 @@ SentiricError
 ├── InvalidRequestError      -> HTTP 400 / gRPC INVALID_ARGUMENT   (names the field in `param`)
 │   └── PromptTooLongError   -> HTTP 400 / gRPC INVALID_ARGUMENT   (param "messages"/"prompt")
 ├── OverloadedError          -> HTTP 429 + Retry-After / gRPC RESOURCE_EXHAUSTED
+│   └── RateLimitedError     -> HTTP 429 + Retry-After / gRPC RESOURCE_EXHAUSTED (names the limit)
+├── UnauthenticatedError     -> HTTP 401 / gRPC UNAUTHENTICATED     (no key, or not a known one)
 ├── NotReadyError            -> HTTP 503 / gRPC UNAVAILABLE
 └── EngineFailure            -> HTTP 500 / gRPC INTERNAL (or finish_reason "error" mid-stream)
 """
@@ -54,6 +56,21 @@ class OverloadedError(SentiricError):
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RateLimitedError(OverloadedError):
+    """One API key is over one of its server.auth.perKey limits (`limit` names it)."""
+
+    def __init__(self, message: str, *, limit: str, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.limit = limit
+
+
+class UnauthenticatedError(SentiricError):
+    """API keys are on and the call carried none, or one that is not configured.
+
+    The message never quotes what the caller sent: a near-miss key is still a secret.
+    """
 
 
 class NotReadyError(SentiricError):

@@ -18,6 +18,8 @@ from typing import Literal
 
 request_id_var: ContextVar[str | None] = ContextVar("sentiric_request_id", default=None)
 trace_id_var: ContextVar[str | None] = ContextVar("sentiric_trace_id", default=None)
+# The name of the API key a request came with (server.auth), never the key itself.
+api_key_var: ContextVar[str | None] = ContextVar("sentiric_api_key", default=None)
 
 # Record attributes that are not "extra" fields; uvicorn's color_message duplicates message.
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
@@ -46,6 +48,8 @@ class _ContextFilter(logging.Filter):
             record.request_id = request_id_var.get()
         if not hasattr(record, "trace_id"):
             record.trace_id = trace_id_var.get()
+        if not hasattr(record, "api_key"):
+            record.api_key = api_key_var.get()
         return True
 
 
@@ -74,7 +78,7 @@ class _TextFormatter(logging.Formatter):
         line = super().format(record)
         ids = [
             f"{name}={value}"
-            for name in ("request_id", "trace_id")
+            for name in ("request_id", "trace_id", "api_key")
             if (value := getattr(record, name, None))
         ]
         return f"{line} [{' '.join(ids)}]" if ids else line

@@ -49,7 +49,7 @@ class Metrics:
         self.requests_total = Counter(
             f"{PREFIX}_requests_total",
             "Requests by API surface and outcome (stop, length, cancelled, context_full, "
-            "error, invalid, overloaded, unavailable).",
+            "error, invalid, overloaded, rate_limited, unavailable).",
             ["api", "outcome"],
             registry=r,
         )
@@ -65,6 +65,41 @@ class Metrics:
             "Seconds from request arrival to its finish.",
             ["api"],
             buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        # Per API key (server.auth): labelled with the key's name from the key file, never
+        # the key. Only API calls made with a key are counted here.
+        self.key_requests_total = Counter(
+            f"{PREFIX}_key_requests_total",
+            "Requests per API key name and outcome (as requests_total, plus rate_limited; "
+            "tokenize and detokenize calls end ok).",
+            ["key", "outcome"],
+            registry=r,
+        )
+        self.key_tokens_total = Counter(
+            f"{PREFIX}_key_tokens_total",
+            "Tokens per API key name, kind prompt or completion (counted as requests finish).",
+            ["key", "kind"],
+            registry=r,
+        )
+        self.key_rejections_total = Counter(
+            f"{PREFIX}_key_rejections_total",
+            "Requests refused because an API key was over a server.auth.perKey limit "
+            "(requests_per_minute, tokens_per_minute, max_concurrent).",
+            ["key", "limit"],
+            registry=r,
+        )
+        self.key_requests_in_flight = Gauge(
+            f"{PREFIX}_key_requests_in_flight",
+            "Requests of each API key name in flight (waiting or generating).",
+            ["key"],
+            registry=r,
+        )
+        self.auth_failures_total = Counter(
+            f"{PREFIX}_auth_failures_total",
+            "API calls refused for a missing or unknown API key (401 / UNAUTHENTICATED), by "
+            "api (http, grpc) and reason (missing, invalid).",
+            ["api", "reason"],
             registry=r,
         )
         # Engine side (scheduler thread).

@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 from sentiric_inference.config import (
     EngineSettings,
     LimitsSettings,
+    PerKeyLimits,
     PromptSettings,
     SamplingDefaults,
 )
@@ -123,6 +124,29 @@ class ServerSpec(_Spec):
     limits: LimitsSpec = LimitsSpec()
 
 
+class ApiKeySecretRef(_Spec):
+    """The Secret holding the API key file (one key per line, `name:key` or a bare key)."""
+
+    name: str = Field(min_length=1)
+    key: str = Field(default="keys", pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+# Rendered verbatim into engine.yaml's server.auth.perKey.
+PerKeySpec = PerKeyLimits
+
+
+class AuthSpec(_Spec):
+    # With a Secret, every API call needs one of its keys; probes and /metrics stay open.
+    api_key_secret_ref: ApiKeySecretRef | None = None
+    per_key: PerKeySpec = PerKeySpec()
+
+    @model_validator(mode="after")
+    def _limits_need_keys(self) -> AuthSpec:
+        if self.per_key != PerKeySpec() and self.api_key_secret_ref is None:
+            raise ValueError("auth.perKey limits apply to API keys: set auth.apiKeySecretRef")
+        return self
+
+
 class TLSSpec(_Spec):
     secret_name: str = Field(min_length=1)
     client_ca_secret_name: str | None = Field(default=None, alias="clientCASecretName")
@@ -146,6 +170,7 @@ class ProfileSpec(_Spec):
     monitoring: MonitoringSpec = MonitoringSpec()
     server: ServerSpec = ServerSpec()
     tls: TLSSpec | None = None
+    auth: AuthSpec = AuthSpec()
 
     @model_validator(mode="after")
     def _cross_field(self) -> ProfileSpec:

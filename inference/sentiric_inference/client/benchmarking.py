@@ -52,6 +52,7 @@ async def run_load(
     concurrent: int,
     requests: int,
     tls: TLSOptions | None = None,
+    api_key: str | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 - the gRPC deadline of each call
     on_done: Callable[[Sample], object] | None = None,
 ) -> LoadReport:
@@ -72,7 +73,7 @@ async def run_load(
             if on_done is not None:
                 on_done(sample)
 
-    async with AsyncLlamaClient(target, tls=tls) as client:
+    async with AsyncLlamaClient(target, tls=tls, api_key=api_key) as client:
         started = time.perf_counter()
         async with asyncio.TaskGroup() as group:
             for _ in range(min(concurrent, requests)):

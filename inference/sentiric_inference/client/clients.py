@@ -24,6 +24,12 @@ from sentiric_inference.client.types import (
 from sentiric_inference.grpc_api.gen import llama_pb2, llama_pb2_grpc
 
 TRACE_ID_METADATA = "x-trace-id"
+AUTHORIZATION_METADATA = "authorization"
+
+
+def _auth_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
+    """The server's API key (server.auth) as gRPC metadata, like HTTP's Bearer header."""
+    return ((AUTHORIZATION_METADATA, f"Bearer {api_key}"),) if api_key else ()
 
 
 def _metadata(trace_id: str | None) -> tuple[tuple[str, str], ...]:
@@ -65,9 +71,12 @@ class AsyncLlamaClient:
         *,
         tls: TLSOptions | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        api_key: str | None = None,
     ) -> None:
         """`options` are gRPC channel arguments, e.g. ("grpc.lb_policy_name", "round_robin")
-        with a dns:/// target of the headless Service to spread calls over replicas."""
+        with a dns:/// target of the headless Service to spread calls over replicas.
+        `api_key` is sent with every call when the server requires keys (server.auth)."""
+        self._auth = _auth_metadata(api_key)
         if tls is None:
             self._channel = grpc.aio.insecure_channel(target, options=list(options))
         else:
@@ -130,7 +139,9 @@ class AsyncLlamaClient:
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> AsyncGenerator[StreamEvent, None]:
         """Like `stream`, for a request message built by the caller."""
-        call = self._stub.GenerateStream(request, metadata=_metadata(trace_id), timeout=timeout)
+        call = self._stub.GenerateStream(
+            request, metadata=(*self._auth, *_metadata(trace_id)), timeout=timeout
+        )
         decoder = TextDecoder()
         try:
             async for response in call:
@@ -182,8 +193,11 @@ class LlamaClient:
         *,
         tls: TLSOptions | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        api_key: str | None = None,
     ) -> None:
-        """`options` are gRPC channel arguments, as for AsyncLlamaClient."""
+        """`options` are gRPC channel arguments and `api_key` the server's key, as for
+        AsyncLlamaClient."""
+        self._auth = _auth_metadata(api_key)
         if tls is None:
             self._channel = grpc.insecure_channel(target, options=list(options))
         else:
@@ -228,7 +242,9 @@ class LlamaClient:
             history=history,
             options=options,
         )
-        call = self._stub.GenerateStream(request, metadata=_metadata(trace_id), timeout=timeout)
+        call = self._stub.GenerateStream(
+            request, metadata=(*self._auth, *_metadata(trace_id)), timeout=timeout
+        )
         decoder = TextDecoder()
         try:
             for response in call:

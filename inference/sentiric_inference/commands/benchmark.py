@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
                 concurrent=args.concurrent,
                 requests=args.requests,
                 tls=tls,
+                api_key=args.api_key,
                 timeout=args.timeout,
                 on_done=lambda _sample: progress.update(1),
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from sentiric_inference.client import Completion, GenerationOptions, TLSOptions
 
 DEFAULT_TARGET = f"127.0.0.1:{GRPC_PORT}"
+# Where `generate` and `benchmark` read the server's API key when --api-key is not given.
+API_KEY_ENV = "SENTIRIC_API_KEY"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,6 +54,12 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout", type=float, default=None, help="deadline per request, in seconds"
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV) or None,
+        help=f"the server's API key, sent as 'authorization: Bearer <key>' metadata (default: "
+        f"${API_KEY_ENV}); prefer the variable, since flags show up in process lists",
     )
 
 
@@ -126,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     recorder = CompletionRecorder()
     completion = None
     try:
-        with LlamaClient(args.target, tls=tls) as client:
+        with LlamaClient(args.target, tls=tls, api_key=args.api_key) as client:
             for event in client.stream(
                 args.prompt,
                 system_prompt=args.system,

@@ -35,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="tokens of context per sequence (engine.contextSize; 0 = automatic)",
     )
     parser.add_argument(
+        "--api-key-file",
+        type=Path,
+        help="API keys, one per line as name:key or a bare key; every API call then needs "
+        "'Authorization: Bearer <key>' (server.auth.apiKeysFile; re-read when it changes)",
+    )
+    parser.add_argument(
         "--shutdown-grace",
         type=float,
         default=25.0,
@@ -61,11 +67,23 @@ def load_effective_config(args: argparse.Namespace) -> tuple[EngineConfig, Path]
     import yaml
     from pydantic import ValidationError
 
-    from sentiric_inference.config import EngineConfig, load_config
+    from sentiric_inference.config import EngineConfig
 
+    key_file = getattr(args, "api_key_file", None)
     if args.config is not None:
         try:
-            config = load_config(args.config)
+            raw = yaml.safe_load(args.config.read_text()) or {}
+            if key_file is not None and isinstance(raw, dict):
+                # Before validation: server.auth.perKey in the file needs a key file, and
+                # this flag may be what gives it one.
+                server = raw.setdefault("server", {}) or {}
+                raw["server"] = server
+                if isinstance(server, dict):
+                    auth = server.setdefault("auth", {}) or {}
+                    server["auth"] = auth
+                    if isinstance(auth, dict):
+                        auth["apiKeysFile"] = str(key_file)
+            config = EngineConfig.model_validate(raw)
         except FileNotFoundError as exc:
             raise ValueError(f"config file {args.config} does not exist") from exc
         except yaml.YAMLError as exc:
@@ -88,6 +106,8 @@ def load_effective_config(args: argparse.Namespace) -> tuple[EngineConfig, Path]
             data.setdefault(section, {})[key] = value
     if args.model is not None:
         data.setdefault("model", {})["path"] = str(args.model)
+    if key_file is not None:
+        data.setdefault("server", {}).setdefault("auth", {})["apiKeysFile"] = str(key_file)
     try:
         model_path = EngineConfig.model_validate(data).model.local_path()
         if model_path is None:
@@ -136,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sentiric_inference.app import serve
     from sentiric_inference.logging_setup import configure_logging
+    from sentiric_inference.serving.keys import KeyFileError
 
     configure_logging(config.server.log_format, config.server.log_level)
     try:
@@ -145,3 +166,6 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"sentiric-llm serve: {exc}", file=sys.stderr)
         return 1
+    except KeyFileError as exc:
+        # Never serve without the keys the configuration asks for.
+        return _fail(str(exc))

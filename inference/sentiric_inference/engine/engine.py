@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,6 +260,30 @@ class Engine:
         if model is None or self._closed:
             raise NotReadyError(self._reason or "the model is not loaded")
         return model.tokenize(text, add_special=add_special, parse_special=parse_special)
+
+    def detokenize(self, tokens: Sequence[int]) -> bytes:
+        """The bytes `tokens` spell, special tokens written out (InvalidRequestError naming
+        `tokens[i]` for an id outside the vocabulary)."""
+        model = self._vocabulary(tokens)
+        return model.detokenize(tokens)
+
+    def token_pieces(self, tokens: Sequence[int]) -> list[bytes]:
+        """Each token's own bytes (a piece may be part of a UTF-8 character)."""
+        model = self._vocabulary(tokens)
+        return [model.token_bytes(token) for token in tokens]
+
+    def _vocabulary(self, tokens: Sequence[int]) -> Model:
+        model = self._model
+        if model is None or self._closed:
+            raise NotReadyError(self._reason or "the model is not loaded")
+        # llama.cpp looks ids up unchecked (std::vector::at aborts the process on a miss).
+        for index, token in enumerate(tokens):
+            if not 0 <= token < model.n_vocab:
+                raise InvalidRequestError(
+                    f"tokens[{index}] is {token}; token ids are in [0, {model.n_vocab}).",
+                    param=f"tokens[{index}]",
+                )
+        return model
 
     def build_sampler(self, request: GenerationRequest) -> Chain:
         """Validate a request and build its sampler chain; safe on any thread.

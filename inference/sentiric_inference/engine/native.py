@@ -120,6 +120,22 @@ class Model:
                 raise EngineFailure("tokenization overflowed int32")
             capacity = -n
 
+    def detokenize(self, tokens: Sequence[int]) -> bytes:
+        """The text of `tokens` (ids checked by the caller), special tokens written out, as
+        llama-server's /detokenize does; thread-safe (nothing shared is written)."""
+        array = (llc.llama_token * len(tokens))(*tokens)
+        capacity = 16 * len(tokens) + 16
+        while True:
+            buf = ctypes.create_string_buffer(capacity)
+            n = llc.llama_detokenize(self.vocab, array, len(tokens), buf, capacity, False, True)
+            if n >= 0:
+                return buf.raw[:n]
+            capacity = -n
+
+    def token_bytes(self, token: int) -> bytes:
+        """One token's bytes, special tokens written out; thread-safe, unlike `piece`."""
+        return self._render(token, special=True, buf=ctypes.create_string_buffer(256))
+
     def piece(self, token: int) -> bytes:
         """Output bytes of a generated token; special tokens render as nothing.
 

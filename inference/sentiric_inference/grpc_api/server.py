@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from sentiric_inference.grpc_api.auth import require_api_key
 from sentiric_inference.grpc_api.gen import llama_pb2
 from sentiric_inference.grpc_api.health import Readiness
 from sentiric_inference.grpc_api.protocol import parse_request
@@ -20,6 +21,7 @@ from sentiric_inference.grpc_api.tls import server_credentials
 if TYPE_CHECKING:
     from sentiric_inference.config import EngineConfig, LimitsSettings
     from sentiric_inference.metrics import Metrics
+    from sentiric_inference.serving.access import Access
     from sentiric_inference.serving.service import Serving
 
 logger = logging.getLogger(__name__)
@@ -46,12 +48,13 @@ def _options(limits: LimitsSettings) -> tuple[tuple[str, int], ...]:
     )
 
 
-def _add_llama_service(servicer: LlamaServicer, server: grpc.aio.Server) -> None:
+def _add_llama_service(servicer: LlamaServicer, server: grpc.aio.Server, access: Access) -> None:
     """llama_pb2_grpc's registration, with a request deserializer that cannot raise.
 
     A request that does not parse (garbage, invalid UTF-8) reaches the servicer as an
     UndecodableRequest and is refused with INVALID_ARGUMENT; gRPC's own handling of a
-    deserializer error answers UNKNOWN.
+    deserializer error answers UNKNOWN. With API keys on, every method checks the caller's
+    key first (grpc_api/auth.py).
     """
     handlers = {
         "GenerateStream": grpc.unary_stream_rpc_method_handler(
@@ -60,6 +63,7 @@ def _add_llama_service(servicer: LlamaServicer, server: grpc.aio.Server) -> None
             response_serializer=llama_pb2.GenerateStreamResponse.SerializeToString,
         )
     }
+    handlers = require_api_key(handlers, access)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
@@ -103,7 +107,7 @@ def create_grpc_server(serving: Serving, config: EngineConfig, metrics: Metrics)
         # More concurrent calls are refused with RESOURCE_EXHAUSTED.
         maximum_concurrent_rpcs=settings.limits.max_connections,
     )
-    _add_llama_service(LlamaServicer(serving, metrics), server)
+    _add_llama_service(LlamaServicer(serving, metrics), server, serving.access)
     readiness = Readiness((SERVICE_NAME,), lambda: bool(serving.ready))
     health_pb2_grpc.add_HealthServicer_to_server(readiness.servicer, server)
     reflection.enable_server_reflection(

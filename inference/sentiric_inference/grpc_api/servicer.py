@@ -12,6 +12,7 @@ import grpc
 
 from sentiric_inference.engine.types import Finished, FinishReason
 from sentiric_inference.errors import InvalidRequestError, SentiricError
+from sentiric_inference.grpc_api.auth import current_caller
 from sentiric_inference.grpc_api.gen import llama_pb2, llama_pb2_grpc
 from sentiric_inference.grpc_api.protocol import (
     UndecodableRequest,
@@ -75,7 +76,7 @@ class LlamaServicer(llama_pb2_grpc.LlamaServiceServicer):
                 return
             try:
                 generation = await self._serving.start_chat(
-                    chat, params, api=API, request_id=request_id
+                    chat, params, api=API, request_id=request_id, caller=current_caller()
                 )
             except SentiricError as exc:
                 await self._abort(context, exc)

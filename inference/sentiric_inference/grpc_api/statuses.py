@@ -11,7 +11,9 @@ from sentiric_inference.errors import (
     InvalidRequestError,
     NotReadyError,
     OverloadedError,
+    RateLimitedError,
     SentiricError,
+    UnauthenticatedError,
 )
 
 RETRY_AFTER_METADATA = "retry-after"
@@ -38,9 +40,11 @@ def status_for(error: SentiricError) -> RpcStatus:
         return RpcStatus(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             _details(error),
-            "overloaded",
+            "rate_limited" if isinstance(error, RateLimitedError) else "overloaded",
             ((RETRY_AFTER_METADATA, retry),),
         )
+    if isinstance(error, UnauthenticatedError):
+        return RpcStatus(grpc.StatusCode.UNAUTHENTICATED, _details(error), "unauthenticated")
     if isinstance(error, NotReadyError):
         return RpcStatus(grpc.StatusCode.UNAVAILABLE, _details(error), "unavailable")
     if isinstance(error, EngineFailure):

@@ -1,4 +1,5 @@
-"""The FastAPI application: routes, the one error mapping, request-id and body-limit middleware."""
+"""The FastAPI application: routes, the one error mapping, request-id, API-key and body-limit
+middleware."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from sentiric_inference import __version__
+from sentiric_inference.http.auth import ApiKeyMiddleware
 from sentiric_inference.http.errors import install_error_handlers
 from sentiric_inference.http.limiting import BodyLimitMiddleware
 from sentiric_inference.http.middleware import RequestIdMiddleware
 from sentiric_inference.http.routes import router
+from sentiric_inference.http.tokenizing import router as tokenizing_router
+from sentiric_inference.serving.tokenizing import Tokenizing
 
 if TYPE_CHECKING:
     from sentiric_inference.metrics import Metrics
@@ -22,7 +26,9 @@ def create_app(serving: Serving, metrics: Metrics) -> FastAPI:
     app = FastAPI(title="sentiric-llm", version=__version__)
     app.state.serving = serving
     app.state.metrics = metrics
+    app.state.tokenizing = Tokenizing(serving)
     app.include_router(router)
+    app.include_router(tokenizing_router)
     install_error_handlers(app)
     limits = serving.config.server.limits
     # Added first, so it runs inside the request-id middleware: refusals get an id and a log.
@@ -32,5 +38,7 @@ def create_app(serving: Serving, metrics: Metrics) -> FastAPI:
         read_timeout=limits.read_timeout_seconds,
         metrics=metrics,
     )
+    # Outside the body reader: a caller without a valid key gets no body read at all.
+    app.add_middleware(ApiKeyMiddleware, access=serving.access)
     app.add_middleware(RequestIdMiddleware)
     return app

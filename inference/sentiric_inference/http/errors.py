@@ -5,6 +5,8 @@ PromptTooLongError                                  -> 400 (code context_length_
 ApiError (unknown model, ...)                       -> its own status
 unknown route / method                              -> 404 / 405
 OverloadedError                                     -> 429 rate_limit_error + Retry-After
+RateLimitedError (an API key over a perKey limit)   -> 429 (code rate_limit_exceeded)
+UnauthenticatedError                                -> 401 (code invalid_api_key)
 NotReadyError                                       -> 503 unavailable_error
 EngineFailure / anything unexpected                 -> 500 server_error (logged)
 """
@@ -29,7 +31,9 @@ from sentiric_inference.errors import (
     NotReadyError,
     OverloadedError,
     PromptTooLongError,
+    RateLimitedError,
     SentiricError,
+    UnauthenticatedError,
     truncated,
 )
 from sentiric_inference.protocol.responses import ErrorBody, ErrorResponse
@@ -76,10 +80,18 @@ def error_body(exc: SentiricError) -> tuple[int, ErrorBody, dict[str, str]]:
         )
     if isinstance(exc, OverloadedError):
         retry = str(max(1, math.ceil(exc.retry_after)))
+        # The caller's own limit, or the server's capacity: clients back off either way.
+        code = "rate_limit_exceeded" if isinstance(exc, RateLimitedError) else "overloaded"
         return (
             429,
-            ErrorBody(message=exc.message, type="rate_limit_error", param=None, code="overloaded"),
+            ErrorBody(message=exc.message, type="rate_limit_error", param=None, code=code),
             {"Retry-After": retry},
+        )
+    if isinstance(exc, UnauthenticatedError):
+        return (
+            401,
+            ErrorBody(message=exc.message, type="invalid_request_error", code="invalid_api_key"),
+            {"WWW-Authenticate": "Bearer"},
         )
     if isinstance(exc, NotReadyError):
         return (

@@ -19,6 +19,7 @@ from sentiric_inference.http.streaming import Kind, collect, stream_sse
 from sentiric_inference.protocol.convert import chat_request, completion_request
 from sentiric_inference.protocol.requests import ChatCompletionRequest, CompletionRequest
 from sentiric_inference.protocol.responses import ChatCompletion, Completion, ModelCard, ModelList
+from sentiric_inference.serving.keys import ANONYMOUS, Caller
 from sentiric_inference.serving.service import Generation
 
 if TYPE_CHECKING:
@@ -56,6 +57,12 @@ def _serving(request: Request) -> Serving:
 def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
+
+
+def _caller(request: Request) -> Caller:
+    """Whose API key the request carried (http/auth.py); anonymous with keys off."""
+    caller: Caller = getattr(request.state, "caller", ANONYMOUS)
+    return caller
 
 
 @router.get("/health")
@@ -182,7 +189,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
         _metrics(request).requests_total.labels(API_CHAT, "invalid").inc()
         raise
     generation = await serving.start_chat(
-        chat, params, api=API_CHAT, request_id=request.state.request_id
+        chat, params, api=API_CHAT, request_id=request.state.request_id, caller=_caller(request)
     )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await _respond(
@@ -200,7 +207,11 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
         _metrics(request).requests_total.labels(API_COMPLETION, "invalid").inc()
         raise
     generation = await serving.start_completion(
-        prompt, params, api=API_COMPLETION, request_id=request.state.request_id
+        prompt,
+        params,
+        api=API_COMPLETION,
+        request_id=request.state.request_id,
+        caller=_caller(request),
     )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await _respond(

@@ -24,9 +24,12 @@ from sentiric_inference.errors import (
     NotReadyError,
     OverloadedError,
     PromptTooLongError,
+    RateLimitedError,
     SentiricError,
 )
 from sentiric_inference.metrics import Metrics
+from sentiric_inference.serving.access import Access, Ticket
+from sentiric_inference.serving.keys import ANONYMOUS, Caller
 from sentiric_inference.serving.params import resolve_params
 from sentiric_inference.serving.preparing import Preparer
 from sentiric_inference.serving.prompting import ChatTemplate, build_messages
@@ -56,6 +59,8 @@ def model_name_for(config: EngineConfig) -> str:
 
 def refusal_outcome(exc: SentiricError) -> str:
     """The requests_total outcome label for a request refused before it streamed."""
+    if isinstance(exc, RateLimitedError):
+        return "rate_limited"
     if isinstance(exc, OverloadedError):
         return "overloaded"
     if isinstance(exc, NotReadyError):
@@ -82,6 +87,7 @@ class Generation:
         metrics: Metrics,
         started: float,
         on_done: Callable[[Generation], None],
+        ticket: Ticket | None = None,
     ) -> None:
         self.api = api
         self.request_id = request_id
@@ -95,6 +101,9 @@ class Generation:
         self._ttft: float | None = None
         self._closed = False
         self._on_done = on_done
+        # The caller's admission under its API key's limits, released with the tokens used.
+        self._ticket = ticket
+        self._completion_tokens = 0
 
     def __aiter__(self) -> Generation:
         return self
@@ -113,6 +122,7 @@ class Generation:
             self.cancel()
             raise
         if isinstance(event, TextDelta):
+            self._completion_tokens = event.completion_tokens
             if not self._first_text and event.text:
                 self._first_text = True
                 self._ttft = time.perf_counter() - self._started
@@ -143,6 +153,15 @@ class Generation:
         self._on_done(self)
         # One line per request with its shape and timings (never its text).
         finished = self.finished
+        if self._ticket is not None:
+            # A cancelled request is charged what it used before it stopped.
+            self._ticket.release(
+                outcome,
+                prompt_tokens=self.prompt_tokens,
+                completion_tokens=(
+                    finished.completion_tokens if finished is not None else self._completion_tokens
+                ),
+            )
         log.info(
             "request %s %s: %d prompt + %d completion tokens in %.3fs",
             self.request_id,
@@ -167,7 +186,14 @@ class Generation:
 class Serving:
     """Validates requests, renders prompts, submits them to the one engine (DESIGN §4)."""
 
-    def __init__(self, engine: Engine, config: EngineConfig, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        config: EngineConfig,
+        metrics: Metrics,
+        *,
+        access: Access | None = None,
+    ) -> None:
         self.engine = engine
         self.config = config
         self.metrics = metrics
@@ -182,7 +208,9 @@ class Serving:
         self._warming: str | None = None
         self.limits = config.server.limits
         # Rendering, tokenizing and grammar building happen here, not on the event loop.
-        self._preparer = Preparer(
+        # API keys and per-key limits (server.auth); KeyFileError when the key file is unusable.
+        self.access = access if access is not None else Access(config.server.auth, metrics)
+        self.preparer = self._preparer = Preparer(
             PREPARE_WORKERS, max_pending=config.engine.max_queue + PREPARE_WORKERS * 32
         )
 
@@ -264,13 +292,21 @@ class Serving:
         return template.render(build_messages(chat, self.config.prompt))
 
     async def start_chat(
-        self, chat: ChatInput, params: RequestParams, *, api: str, request_id: str
+        self,
+        chat: ChatInput,
+        params: RequestParams,
+        *,
+        api: str,
+        request_id: str,
+        caller: Caller = ANONYMOUS,
     ) -> Generation:
         """Validate, render, tokenize and submit a chat; raises before anything streams."""
         started = time.perf_counter()
         names = params.field_names
+        ticket: Ticket | None = None
         try:
             self._check_ready()
+            ticket = self.access.admit(caller)
             if not chat.user_prompt:
                 wire = names.get("user_prompt", "user_prompt")
                 raise InvalidRequestError(f"'{wire}' must not be empty.", param=wire)
@@ -286,13 +322,28 @@ class Serving:
                 request_id=request_id,
                 started=started,
                 prompt_param=prompt_param,
+                ticket=ticket,
+                tenant=caller.name,
             )
         except SentiricError as exc:
             self.metrics.requests_total.labels(api, refusal_outcome(exc)).inc()
+            if ticket is not None:
+                ticket.release(refusal_outcome(exc))
+            raise
+        except BaseException:
+            # Cancelled while preparing (the client left): its admission ends here.
+            if ticket is not None:
+                ticket.release("cancelled")
             raise
 
     async def start_completion(
-        self, prompt: str, params: RequestParams, *, api: str, request_id: str
+        self,
+        prompt: str,
+        params: RequestParams,
+        *,
+        api: str,
+        request_id: str,
+        caller: Caller = ANONYMOUS,
     ) -> Generation:
         """Like start_chat, for a raw prompt (no template; BOS added if the model wants it).
 
@@ -301,8 +352,10 @@ class Serving:
         """
         started = time.perf_counter()
         names = params.field_names
+        ticket: Ticket | None = None
         try:
             self._check_ready()
+            ticket = self.access.admit(caller)
             wire = names.get("prompt", "prompt")
             if not prompt:
                 raise InvalidRequestError(f"'{wire}' must not be empty.", param=wire)
@@ -314,14 +367,30 @@ class Serving:
                 request_id=request_id,
                 started=started,
                 prompt_param=wire,
+                ticket=ticket,
+                tenant=caller.name,
             )
         except SentiricError as exc:
             self.metrics.requests_total.labels(api, refusal_outcome(exc)).inc()
+            if ticket is not None:
+                ticket.release(refusal_outcome(exc))
             raise
+        except BaseException:
+            if ticket is not None:
+                ticket.release("cancelled")
+            raise
+
+    def prompt_chars_limit(self) -> int:
+        """server.limits.maxPromptChars, or its automatic value for the loaded context."""
+        return self.limits.max_prompt_chars or CHARS_PER_TOKEN * self.engine.info.context_size
+
+    def check_ready(self) -> None:
+        """NotReadyError unless the engine serves requests (also during the warm-up)."""
+        self._check_ready()
 
     def _check_prompt_chars(self, chars: int, param: str) -> None:
         """Refuse text far beyond what the context holds before spending time tokenizing it."""
-        limit = self.limits.max_prompt_chars or CHARS_PER_TOKEN * self.engine.info.context_size
+        limit = self.prompt_chars_limit()
         if chars > limit:
             raise PromptTooLongError(
                 f"The prompt text is {chars} characters; this server reads at most {limit} "
@@ -338,13 +407,15 @@ class Serving:
         request_id: str,
         started: float,
         prompt_param: str,
+        ticket: Ticket | None = None,
+        tenant: str = "",
     ) -> Generation:
         format_param = params.field_names.get("response_format", "response_format")
 
         def prepare() -> tuple[GenerationRequest, Chain]:
             # On a preparation worker: everything here costs CPU in proportion to the input.
             sampling = resolve_params(params, self.config.sampling, self.limits)
-            request = self._request(tokens(), sampling, api, request_id, prompt_param)
+            request = self._request(tokens(), sampling, api, request_id, prompt_param, tenant)
             try:
                 return request, self.engine.build_sampler(request)
             except PromptTooLongError as exc:
@@ -357,7 +428,7 @@ class Serving:
         request, sampler = await self._preparer.run(
             prepare, discard=lambda prepared: self.engine.free_sampler(prepared[1])
         )
-        return self._submit(request, sampler, started=started)
+        return self._submit(request, sampler, started=started, ticket=ticket)
 
     def _check_ready(self) -> None:
         # The engine's state, not self.ready: requests during the warm-up are served.
@@ -423,6 +494,7 @@ class Serving:
         api: str,
         request_id: str,
         prompt_param: str,
+        tenant: str = "",
     ) -> GenerationRequest:
         limit = self.engine.info.context_size
         if len(tokens) + 1 > limit:
@@ -432,10 +504,21 @@ class Serving:
                 param=prompt_param,
             )
         return GenerationRequest(
-            prompt_tokens=tuple(tokens), params=sampling, request_id=request_id, api=api
+            prompt_tokens=tuple(tokens),
+            params=sampling,
+            request_id=request_id,
+            api=api,
+            tenant=tenant,
         )
 
-    def _submit(self, request: GenerationRequest, sampler: Chain, *, started: float) -> Generation:
+    def _submit(
+        self,
+        request: GenerationRequest,
+        sampler: Chain,
+        *,
+        started: float,
+        ticket: Ticket | None = None,
+    ) -> Generation:
         # On the event loop: the engine delivers this request's events to it.
         stream = self.engine.submit(request, sampler=sampler)
         generation = Generation(
@@ -446,6 +529,7 @@ class Serving:
             metrics=self.metrics,
             started=started,
             on_done=self._forget,
+            ticket=ticket,
         )
         self._active.add(generation)
         self._idle.clear()

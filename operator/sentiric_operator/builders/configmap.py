@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiric_inference.config import (
+    AuthSettings,
     EngineConfig,
     EngineSettings,
     HuggingFaceSource,
@@ -29,6 +30,9 @@ MODEL_DIR = Path("/models")
 # Outside CONFIG_DIR: a configMap volume is read-only, so mounts cannot nest inside it.
 TLS_DIR = Path("/var/run/sentiric/tls")
 CLIENT_CA_DIR = Path("/var/run/sentiric/client-ca")
+# The whole Secret is mounted (no subPath), so the kubelet's updates reach the server, which
+# reads the file again when it changes: rotating keys needs no restart.
+API_KEYS_DIR = Path("/var/run/sentiric/api-keys")
 CHECKSUM_ANNOTATION = "checksum/config"
 
 
@@ -43,6 +47,11 @@ def engine_config(spec: ProfileSpec) -> EngineConfig:
             # The contract spells this key like the CRD (clientCAFile), so it is passed by alias.
             clientCAFile=(CLIENT_CA_DIR / "ca.crt") if spec.tls.client_ca_secret_name else None,
         )
+    ref = spec.auth.api_key_secret_ref
+    auth = AuthSettings(
+        api_keys_file=(API_KEYS_DIR / ref.key) if ref is not None else None,
+        per_key=spec.auth.per_key,
+    )
     return EngineConfig(
         model=ModelConfig(
             hugging_face=HuggingFaceSource(repo=hf.repo, file=hf.file, revision=hf.revision),
@@ -54,7 +63,7 @@ def engine_config(spec: ProfileSpec) -> EngineConfig:
         sampling=SamplingDefaults(**spec.sampling.model_dump()),
         prompt=PromptSettings(system=spec.prompt.system, rag_template=spec.prompt.rag_template),
         # Containers log JSON so log pipelines can parse them (STYLE: JSON in containers).
-        server=ServerSettings(tls=tls, log_format="json", limits=spec.server.limits),
+        server=ServerSettings(tls=tls, log_format="json", limits=spec.server.limits, auth=auth),
     )
 
 

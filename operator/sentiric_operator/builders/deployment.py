@@ -9,6 +9,7 @@ from sentiric_inference.config import GRPC_PORT, HTTP_PORT
 from sentiric_inference.engine.sizing import ModelShape
 
 from sentiric_operator.builders.configmap import (
+    API_KEYS_DIR,
     CHECKSUM_ANNOTATION,
     CLIENT_CA_DIR,
     CONFIG_DIR,
@@ -78,6 +79,13 @@ def _mounts(spec: ProfileSpec, *, models_read_only: bool) -> list[dict[str, Any]
     return mounts
 
 
+def _api_key_mounts(spec: ProfileSpec) -> list[dict[str, Any]]:
+    # Only the server reads the keys; the download container never sees them.
+    if spec.auth.api_key_secret_ref is None:
+        return []
+    return [{"name": "api-keys", "mountPath": str(API_KEYS_DIR), "readOnly": True}]
+
+
 def _volumes(profile: Profile) -> list[dict[str, Any]]:
     spec = profile.spec
     volumes: list[dict[str, Any]] = [
@@ -98,6 +106,12 @@ def _volumes(profile: Profile) -> list[dict[str, Any]]:
             volumes.append(
                 {"name": "client-ca", "secret": {"secretName": spec.tls.client_ca_secret_name}}
             )
+    ref = spec.auth.api_key_secret_ref
+    if ref is not None:
+        # The whole Secret (no items, no subPath): the kubelet then swaps in a rotated key
+        # file, and the server reads it again without a restart. A Secret without `ref.key`
+        # stops the server at start with a message naming the file.
+        volumes.append({"name": "api-keys", "secret": {"secretName": ref.name}})
     return volumes
 
 
@@ -188,7 +202,7 @@ def _serve_container(
         "readinessProbe": _http_probe("/ready", period=5, failures=2, timeout=3),
         "livenessProbe": _http_probe("/health", period=20, failures=3, timeout=10),
         "securityContext": _container_security(),
-        "volumeMounts": _mounts(spec, models_read_only=True),
+        "volumeMounts": _mounts(spec, models_read_only=True) + _api_key_mounts(spec),
     }
 
 
