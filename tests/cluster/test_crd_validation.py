@@ -92,6 +92,16 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "must be a duration such as 15s",
     ),
     ("flash-enum", {"engine": {"flashAttention": "maybe"}}, 'Unsupported value: "maybe"'),
+    (
+        "per-key-limits-without-keys",
+        {"auth": {"perKey": {"maxConcurrent": 4}}},
+        "auth.perKey limits apply to API keys: set auth.apiKeySecretRef",
+    ),
+    (
+        "api-key-secret-without-name",
+        {"auth": {"apiKeySecretRef": {"key": "keys"}}},
+        "spec.auth.apiKeySecretRef.name: Required value",
+    ),
 ]
 
 
