@@ -78,7 +78,8 @@ class Quotas:
             self._refuse(name, TOKENS_PER_MINUTE, tpm, self._tokens_free_in(usage, now, tpm))
         if concurrent and usage.in_flight >= concurrent:
             self._refuse(name, MAX_CONCURRENT, concurrent, CONCURRENCY_RETRY_S)
-        usage.starts.append(now)
+        if rpm:
+            usage.starts.append(now)
         usage.in_flight += 1
 
     def release(self, name: str, tokens: int = 0) -> None:
@@ -87,7 +88,8 @@ class Quotas:
         if usage is None:
             return
         usage.in_flight = max(usage.in_flight - 1, 0)
-        if tokens > 0:
+        # Only what a limit needs is kept: a window holds at most a minute of one key's use.
+        if tokens > 0 and self.limits.tokens_per_minute:
             usage.tokens.append((self._clock(), tokens))
             usage.token_sum += tokens
 

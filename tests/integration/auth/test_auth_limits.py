@@ -103,7 +103,7 @@ def test_max_concurrent_refuses_a_burst_beyond_it_and_others_are_served(
         context_size=1024,
         extra_config={
             "model": {"alias": "smol"},
-            "sampling": {"maxTokens": 48},
+            "sampling": {"maxTokens": 96},
             "server": {"auth": auth},
         },
     ) as server:
@@ -116,7 +116,7 @@ def test_max_concurrent_refuses_a_burst_beyond_it_and_others_are_served(
                     json={
                         "model": "smol",
                         "prompt": "Write a long story about the sea.",
-                        "max_tokens": 48,
+                        "max_tokens": 96,
                         "temperature": 0,
                     },
                 )
