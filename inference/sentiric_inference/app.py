@@ -44,6 +44,8 @@ class Endpoints:
     grpc_target: str
     metrics_url: str
     model_name: str
+    # Whether API calls need a key (server.auth.apiKeysFile).
+    api_keys: bool = False
 
 
 class _Uvicorn(uvicorn.Server):
@@ -143,6 +145,7 @@ async def serve(
                 grpc_target=f"{host}:{grpc_server.port}",
                 metrics_url=f"http://{host}:{settings.http_port}/metrics",
                 model_name=serving.model_name,
+                api_keys=serving.access.enabled,
             )
         )
     log.info("loading model %s", model_path)

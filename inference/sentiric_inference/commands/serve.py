@@ -136,9 +136,10 @@ def _embedded(data: dict[str, Any]) -> Path:
 
 
 def _banner(endpoints: Endpoints) -> None:
+    key = "<a key from the API key file>" if endpoints.api_keys else "unused"
     print(
         f"sentiric-llm serving {endpoints.model_name}\n"
-        f'  HTTP (OpenAI): {endpoints.http_url}/v1   e.g. OpenAI(base_url="{endpoints.http_url}/v1", api_key="unused")\n'
+        f'  HTTP (OpenAI): {endpoints.http_url}/v1   e.g. OpenAI(base_url="{endpoints.http_url}/v1", api_key="{key}")\n'
         f"  gRPC:          {endpoints.grpc_target}   (sentiric.llm.v1.LlamaService)\n"
         f"  metrics:       {endpoints.metrics_url}\n"
         f"  readiness:     {endpoints.http_url}/ready (503 while the model loads)",

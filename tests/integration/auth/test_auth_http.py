@@ -163,3 +163,7 @@ def _served(client: openai.OpenAI) -> bool:
     except openai.AuthenticationError:
         return False
     return True
+
+
+def test_the_banner_asks_for_a_key(auth_server: ServerHandle) -> None:
+    assert 'api_key="<a key from the API key file>"' in auth_server.log_text()

@@ -90,3 +90,14 @@ def test_generate_reports_an_unreachable_server(capsys: pytest.CaptureFixture[st
     args = _parse("generate", "Hi", "--target", "127.0.0.1:1", "--timeout", "5")
     assert generate.run(args) == 1
     assert "UNAVAILABLE" in capsys.readouterr().err
+
+
+def test_api_key_from_the_flag_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SENTIRIC_API_KEY", raising=False)
+    assert _parse("generate", "Hi").api_key is None
+    assert _parse("benchmark", "--api-key", "from-flag").api_key == "from-flag"
+    monkeypatch.setenv("SENTIRIC_API_KEY", "from-env")
+    assert _parse("generate", "Hi").api_key == "from-env"
+    assert _parse("benchmark", "--api-key", "from-flag").api_key == "from-flag"
+    monkeypatch.setenv("SENTIRIC_API_KEY", "")
+    assert _parse("generate", "Hi").api_key is None
