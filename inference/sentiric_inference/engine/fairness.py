@@ -9,6 +9,11 @@ has the tenant "", so the queue is one FIFO line, exactly as before.
 
 Requests held back for a shared prefill (engine/prefix.py) go in front of everything: they
 already hold a sequence slot, and the scheduler promises nobody overtakes them.
+
+Order alone does not stop a burst from filling the bounded queue, after which everyone else
+is refused. So `queue_share` also caps how many places one tenant may hold while requests
+must wait: an eighth of the queue stays free for tenants that wait for nothing yet, and the
+rest is split evenly among the tenants that do.
 """
 
 from __future__ import annotations
@@ -18,6 +23,14 @@ from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+def queue_share(max_queue: int, others_waiting: int) -> int:
+    """Wait-queue places one tenant may hold while `others_waiting` other tenants wait."""
+    if max_queue <= 0:
+        return 0
+    reserve = max(1, -(-max_queue // 8))  # an eighth, rounded up, for newcomers
+    return max(1, (max_queue - reserve) // (others_waiting + 1))
 
 
 class FairQueue(Generic[T]):

@@ -19,7 +19,7 @@ from ..config import EngineSettings
 from ..errors import NotReadyError, OverloadedError
 from ..metrics import Metrics
 from .draining import DrainRate
-from .fairness import FairQueue
+from .fairness import FairQueue, queue_share
 from .jobs import Job, Outbox
 from .native import Batch, Context, Model
 from .planning import plan_step
@@ -81,6 +81,8 @@ class Scheduler:
         self._cond = threading.Condition()
         self._commands: deque[tuple[bool, Job]] = deque()  # (is_cancel, job)
         self._n_waiting = 0  # submitted, not yet admitted
+        # Of those, per tenant (named tenants only), for the queue share (fairness.py).
+        self._waiting_by_tenant: dict[str, int] = {}
         self._n_active = 0  # admitted, not yet finished
         self._closing = False
         self._drain = DrainRate()
@@ -113,9 +115,41 @@ class Scheduler:
                     f"are already waiting; retry in about {retry:.0f} s",
                     retry_after=retry,
                 )
+            tenant = job.request.tenant
+            if tenant:
+                self._check_share(tenant)
+                self._waiting_by_tenant[tenant] = self._waiting_by_tenant.get(tenant, 0) + 1
             self._n_waiting += 1
             self._commands.append((False, job))
             self._cond.notify()
+
+    def _check_share(self, tenant: str) -> None:
+        """OverloadedError when this request would wait and its tenant holds its share of
+        the queue already (caller holds _cond)."""
+        if self._n_active + self._n_waiting < self._parallel:
+            return  # a sequence is free: it will not wait
+        held = self._waiting_by_tenant.get(tenant, 0)
+        others = len(self._waiting_by_tenant) - (1 if held else 0)
+        share = queue_share(self._max_queue, others)
+        if held >= share:
+            retry = self._drain.retry_after(self._n_waiting + 1, time.monotonic())
+            raise OverloadedError(
+                f"the requests of '{tenant}' already hold {held} of the {self._max_queue} "
+                f"wait-queue places, its share while {others} other caller(s) wait and "
+                f"room is kept for new ones; retry in about {retry:.0f} s",
+                retry_after=retry,
+            )
+
+    def _stop_waiting(self, job: Job) -> None:
+        """Count a job out of the waiting ones (caller holds _cond)."""
+        self._n_waiting -= 1
+        tenant = job.request.tenant
+        if tenant:
+            left = self._waiting_by_tenant.get(tenant, 0) - 1
+            if left > 0:
+                self._waiting_by_tenant[tenant] = left
+            else:
+                self._waiting_by_tenant.pop(tenant, None)
 
     def cancel(self, job: Job, *, wake: bool = True) -> None:
         """Ask for a job to end with `cancelled`; its sequence is freed at the next step.
@@ -245,7 +279,7 @@ class Scheduler:
         self._admissions += 1
         self._running.append(job)
         with self._cond:
-            self._n_waiting -= 1
+            self._stop_waiting(job)
             self._n_active += 1
         self._metrics.prompt_tokens.inc(len(job.prompt))
         if reuse:
@@ -388,7 +422,7 @@ class Scheduler:
                 self._drain.record(time.monotonic())
         else:
             with self._cond:
-                self._n_waiting -= 1
+                self._stop_waiting(job)
         self._outbox.put(
             job.sink,
             Finished(reason, len(job.prompt), job.generated, job.cached_prompt, error),

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import EngineFactory, collect
-from sentiric_inference.engine import Engine
+from sentiric_inference.engine import Engine, GenerationStream
 from sentiric_inference.engine.types import GenerationRequest, SamplingParams
+from sentiric_inference.errors import OverloadedError
 
 pytestmark = pytest.mark.model
 
@@ -67,3 +68,33 @@ async def test_two_busy_keys_take_turns(make_engine: EngineFactory, tiny_model_p
         ["a1", "b1", "a2", "b2", "a3", "b3"],
         ["a1", "a2", "b1", "a3", "b2", "b3"],
     ), order
+
+
+async def test_one_key_cannot_fill_the_whole_queue(
+    make_engine: EngineFactory, tiny_model_path: Path
+) -> None:
+    engine = await make_engine(tiny_model_path, parallel=1, context_size=4096, max_queue=16)
+    prompt = tuple(engine.tokenize("a request"))
+    endless = SamplingParams(temperature=0.0, max_tokens=4000, ignore_eos=True)
+
+    def submit(name: str, tenant: str) -> GenerationStream:
+        return engine.submit(GenerationRequest(prompt, endless, name, tenant=tenant))
+
+    streams = [submit("a0", "app-a")]
+    try:
+        async with asyncio.timeout(30):
+            await anext(streams[0])  # a0 holds the one sequence
+        # Alone, app-a may hold 14 of the 16 places: an eighth is kept for someone new.
+        streams += [submit(f"a{i}", "app-a") for i in range(1, 15)]
+        with pytest.raises(OverloadedError, match="'app-a' already hold 14 of the 16"):
+            submit("a15", "app-a")
+        streams.append(submit("b1", "app-b"))
+        # With app-b waiting, app-a's share is (16 - 2) // 2 = 7: still over it.
+        with pytest.raises(OverloadedError, match="its share while 1 other"):
+            submit("a16", "app-a")
+        assert engine.stats().queue_depth == 15
+    finally:
+        for stream in streams:
+            stream.cancel()
+        for stream in streams:
+            await collect(stream)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sentiric_inference.engine.fairness import FairQueue
+from sentiric_inference.engine.fairness import FairQueue, queue_share
 
 
 def _queue(*items: str) -> FairQueue[str]:
@@ -78,3 +78,27 @@ def test_iteration_and_clear_cover_every_item() -> None:
 def test_popping_an_empty_queue_raises() -> None:
     with pytest.raises(IndexError):
         _queue().popleft()
+
+
+@pytest.mark.parametrize(
+    ("max_queue", "others", "share"),
+    [
+        (64, 0, 56),  # alone: all but the eighth kept for newcomers
+        (64, 1, 28),
+        (64, 3, 14),
+        (64, 100, 1),  # never below one place
+        (8, 0, 7),
+        (1, 0, 1),
+        (0, 0, 0),  # no queue at all
+    ],
+)
+def test_queue_share(max_queue: int, others: int, share: int) -> None:
+    assert queue_share(max_queue, others) == share
+
+
+def test_shares_leave_room_for_a_newcomer() -> None:
+    # However many tenants wait, their shares together never take the whole queue.
+    for max_queue in (2, 8, 64, 1000):
+        for tenants in range(1, 12):
+            share = queue_share(max_queue, tenants - 1)
+            assert share * tenants < max_queue or share == 1
