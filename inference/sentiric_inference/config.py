@@ -7,8 +7,9 @@ fails loudly instead of silently falling back to a default.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -120,6 +121,25 @@ class PromptSettings(_Model):
     rag_template: str = (
         "Answer using only the facts below.\n\n{rag_context}\n\nQuestion: {user_prompt}"
     )
+    # A JSON schema every request of the profile is answered in unless it sends its own
+    # response_format, so a client that knows nothing of the schema (Ollama's, OpenAI's,
+    # gRPC's) still gets JSON matching it. The root must be an object, as OpenAI's structured
+    # outputs require; EngineConfig bounds it by server.limits (check_response_format).
+    response_format: dict[str, Any] | None = None
+
+    @field_validator("response_format")
+    @classmethod
+    def _object_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        try:
+            # YAML can hold what JSON cannot (dates, non-string keys): refuse it here.
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"must hold only JSON values: {exc}") from exc
+        if value.get("type") != "object":
+            raise ValueError('must be a JSON schema whose root is {"type": "object", ...}')
+        return value
 
     @field_validator("rag_template")
     @classmethod
@@ -214,12 +234,36 @@ class ServerSettings(_Model):
     auth: AuthSettings = AuthSettings()
 
 
+def check_response_format(prompt: PromptSettings, limits: LimitsSettings) -> None:
+    """Raise ValueError unless prompt.responseFormat is a valid JSON schema within `limits`.
+
+    The same bounds and metaschema check a request's own schema gets, run when the config
+    (or an LLMProfile, in the operator) is read, so a bad default fails there, not on every
+    request.
+    """
+    if prompt.response_format is None:
+        return
+    # Imported here: schema_limits imports this module (for LimitsSettings).
+    from sentiric_inference.errors import InvalidRequestError
+    from sentiric_inference.schema_limits import checked_schema
+
+    try:
+        checked_schema(prompt.response_format, limits, "prompt.responseFormat")
+    except InvalidRequestError as exc:
+        raise ValueError(exc.message) from exc
+
+
 class EngineConfig(_Model):
     model: ModelConfig = ModelConfig()
     engine: EngineSettings = EngineSettings()
     sampling: SamplingDefaults = SamplingDefaults()
     prompt: PromptSettings = PromptSettings()
     server: ServerSettings = ServerSettings()
+
+    @model_validator(mode="after")
+    def _response_format_within_limits(self) -> EngineConfig:
+        check_response_format(self.prompt, self.server.limits)
+        return self
 
 
 def load_config(path: Path) -> EngineConfig:

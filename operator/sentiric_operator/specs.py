@@ -19,6 +19,7 @@ from sentiric_inference.config import (
     PerKeyLimits,
     PromptSettings,
     SamplingDefaults,
+    check_response_format,
 )
 
 from sentiric_operator.errors import InvalidProfileError
@@ -181,6 +182,8 @@ class ProfileSpec(_Spec):
         # contextSize 0 is automatic: the engine keeps room for maxTokens plus a prompt.
         if 0 < self.engine.context_size <= self.sampling.max_tokens:
             raise ValueError("sampling.maxTokens must be smaller than engine.contextSize")
+        # The CRD can only see the schema's root; its bounds and metaschema are checked here.
+        check_response_format(self.prompt, self.server.limits)
         return self
 
 

@@ -56,6 +56,7 @@ class Engine:
         # Smallest context an automatic plan may choose (the profile's maxTokens + a prompt).
         self._min_context = min_context
         self._plan_used: SizingPlan | None = None
+        self._backends: Backends | None = None
         self._settings = settings
         self._metrics = metrics
         self._name = model_name or self._path.stem
@@ -82,7 +83,8 @@ class Engine:
                 raise EngineFailure("load() may be called once, before close()")
             self._reason = f"loading model {self._path}"
         s = self._settings
-        self._report_backends(init_backend())
+        self._backends = init_backend()
+        self._report_backends(self._backends)
         gpu_offload = s.gpu_layers != 0 and gpu_offload_supported()
         batch_size = s.batch_size or default_batch_size(gpu_offload=gpu_offload)
         # Read before the weights are loaded, so a CPU budget still includes them.
@@ -194,6 +196,11 @@ class Engine:
     def plan(self) -> SizingPlan | None:
         """The sizing plan the model was loaded with (None before load)."""
         return self._plan_used
+
+    @property
+    def backends(self) -> Backends | None:
+        """The llama.cpp backends in use: CPU variant and GPU (None before load)."""
+        return self._backends
 
     async def start(self) -> None:
         """Load on a worker thread, so the event loop keeps answering /health and /ready."""

@@ -163,11 +163,11 @@ def _number(values: Mapping[str, Any], key: str) -> float | None:
     return float(value)
 
 
-def _response_format(value: Any) -> ResponseFormat:
+def _response_format(value: Any) -> ResponseFormat | None:
     """OpenAI's response_format shape: {"type": ..., "json_schema": {"schema": {...}}}."""
     param = f"{ENGINE_PARAMS}.response_format"
     if value is None:
-        return ResponseFormat()
+        return None  # the profile's default format applies
     if not isinstance(value, dict):
         raise _invalid(param, 'must be an object such as {"type": "json_object"}.')
     unknown = sorted(set(value) - {"type", "json_schema"})

@@ -13,6 +13,7 @@ from sentiric_inference.http.errors import install_error_handlers
 from sentiric_inference.http.limiting import BodyLimitMiddleware
 from sentiric_inference.http.middleware import RequestIdMiddleware
 from sentiric_inference.http.routes import router
+from sentiric_inference.http.studio import router as studio_router
 from sentiric_inference.http.tokenizing import router as tokenizing_router
 from sentiric_inference.serving.tokenizing import Tokenizing
 
@@ -29,6 +30,7 @@ def create_app(serving: Serving, metrics: Metrics) -> FastAPI:
     app.state.tokenizing = Tokenizing(serving)
     app.include_router(router)
     app.include_router(tokenizing_router)
+    app.include_router(studio_router)
     install_error_handlers(app)
     limits = serving.config.server.limits
     # Added first, so it runs inside the request-id middleware: refusals get an id and a log.

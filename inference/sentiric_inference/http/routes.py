@@ -15,10 +15,11 @@ from starlette.types import Receive, Scope, Send
 
 from sentiric_inference.errors import InvalidRequestError, shown
 from sentiric_inference.http.errors import API_CHAT, API_COMPLETION, ApiError
+from sentiric_inference.http.model_card import model_card
 from sentiric_inference.http.streaming import Kind, collect, stream_sse
 from sentiric_inference.protocol.convert import chat_request, completion_request
 from sentiric_inference.protocol.requests import ChatCompletionRequest, CompletionRequest
-from sentiric_inference.protocol.responses import ChatCompletion, Completion, ModelCard, ModelList
+from sentiric_inference.protocol.responses import ChatCompletion, Completion, ModelList
 from sentiric_inference.serving.keys import ANONYMOUS, Caller
 from sentiric_inference.serving.service import Generation
 
@@ -105,15 +106,7 @@ async def metrics(request: Request) -> Response:
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> ModelList:
-    serving = _serving(request)
-    card = ModelCard(
-        id=serving.model_name,
-        created=_STARTED,
-        ready=serving.ready,
-        max_tokens=serving.config.sampling.max_tokens,
-        context_length=serving.context_size,
-    )
-    return ModelList(data=[card])
+    return ModelList(data=[model_card(_serving(request), _STARTED)])
 
 
 def _check_model(serving: Serving, model: str) -> None:

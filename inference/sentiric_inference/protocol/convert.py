@@ -102,9 +102,9 @@ def _text_of(message: ChatMessage, index: int) -> str:
     return "".join(texts)
 
 
-def _format(body: ResponseFormatBody | None) -> ResponseFormat:
+def _format(body: ResponseFormatBody | None) -> ResponseFormat | None:
     if body is None:
-        return ResponseFormat()
+        return None  # the profile's default format applies
     if body.type == "json_schema":
         if body.json_schema is None:
             raise InvalidRequestError(

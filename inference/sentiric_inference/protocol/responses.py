@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -83,6 +83,34 @@ class Completion(BaseModel):
     system_fingerprint: str | None = None
 
 
+class EngineDetails(BaseModel):
+    """Extension: how the model is served, as the engine planned it (the Studio shows it).
+
+    Only the GGUF's file name, never a path, and nothing from server settings or secrets.
+    """
+
+    file: str
+    parallel: int
+    context_size: int
+    batch_size: int
+    kv_cache_type: str
+    flash_attention: str
+    gpu_layers: int
+    cpu_variant: str | None = None
+    gpu: str | None = None
+
+
+class SamplingDetails(BaseModel):
+    """Extension: the profile's defaults for what a request leaves unset."""
+
+    temperature: float
+    top_p: float
+    top_k: int
+    min_p: float
+    repeat_penalty: float
+    max_tokens: int
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
@@ -92,6 +120,11 @@ class ModelCard(BaseModel):
     context_length: int | None = None
     max_tokens: int | None = None
     ready: bool = False
+    # Extensions: the engine (once loaded), the sampling defaults, and the profile's default
+    # output schema (prompt.responseFormat) that a request without response_format gets.
+    engine: EngineDetails | None = None
+    sampling: SamplingDetails | None = None
+    response_format: dict[str, Any] | None = None
 
 
 class ModelList(BaseModel):

@@ -1,6 +1,6 @@
 """Turn an OpenAI `response_format` into a GBNF grammar llama.cpp's sampler enforces.
 
-A schema is bounded first (serving/schema_limits.py), then checked by jsonschema, then
+A schema is bounded first (schema_limits.py), then checked by jsonschema, then
 converted; the grammar itself is bounded too, since even a bounded schema can list many
 bounded strings. Callers run this on a preparation worker (serving/preparing.py), never on
 the event loop: validation and conversion of a large schema take CPU seconds.
@@ -11,11 +11,9 @@ from __future__ import annotations
 import functools
 import json
 
-import jsonschema
-
 from sentiric_inference.config import LimitsSettings
 from sentiric_inference.errors import InvalidRequestError
-from sentiric_inference.serving.schema_limits import SchemaBounds, bounded_schema
+from sentiric_inference.schema_limits import checked_schema
 from sentiric_inference.serving.types import ResponseFormat
 
 # Grammars kept for schemas sent again; each is at most limits.maxGrammarBytes and each key
@@ -24,12 +22,12 @@ _CACHED_GRAMMARS = 64
 
 
 def grammar_for(
-    response_format: ResponseFormat,
+    response_format: ResponseFormat | None,
     param: str = "response_format",
     limits: LimitsSettings | None = None,
 ) -> str | None:
     """GBNF for the format, or None for free text; bad schemas raise naming `<param>.json_schema`."""
-    if response_format.type == "text":
+    if response_format is None or response_format.type == "text":
         return None
     if response_format.type == "json_object":
         return _json_gbnf()
@@ -42,14 +40,7 @@ def grammar_for(
         )
     if not isinstance(schema, dict):
         raise InvalidRequestError(f"'{field}' must be a JSON object.", param=field)
-    schema = bounded_schema(schema, SchemaBounds.from_limits(limits), field)
-    validator = jsonschema.validators.validator_for(schema)
-    try:
-        validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise InvalidRequestError(
-            f"'{field}' is not a valid JSON Schema: {exc.message}", param=field
-        ) from exc
+    schema = checked_schema(schema, limits, field)
     grammar = _schema_gbnf(json.dumps(schema, sort_keys=True), field)
     if len(grammar) > limits.max_grammar_bytes:
         raise InvalidRequestError(
@@ -77,7 +68,7 @@ def _schema_gbnf(schema_json: str, field: str) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        grammar: str = json_schema_to_gbnf(schema_json)
+        grammar: str = _strict_strings(json_schema_to_gbnf(schema_json))
     except RecursionError as exc:
         raise InvalidRequestError(
             f"'{field}' refers to itself too deeply to be turned into a grammar.", param=field
@@ -88,3 +79,19 @@ def _schema_gbnf(schema_json: str, field: str) -> str:
             param=field,
         ) from exc
     return grammar
+
+
+# llama-cpp-python's converter lets a string hold any character but `"` and `\`, raw newlines
+# and other control characters included, which JSON forbids (SmolLM2 wrote a raw newline into
+# a product description, and strict parsers refused the reply). llama.cpp's own converter and
+# JSON_GBNF exclude them; the same class is put in here.
+_LOOSE_CHAR = 'char ::= [^"\\\\] '
+_STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] '
+
+
+def _strict_strings(grammar: str) -> str:
+    lines = grammar.split("\n")
+    for index, line in enumerate(lines):
+        if line.startswith(_LOOSE_CHAR):
+            lines[index] = _STRICT_CHAR + line[len(_LOOSE_CHAR) :]
+    return "\n".join(lines)

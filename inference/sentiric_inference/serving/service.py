@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sentiric_inference.config import EngineConfig
@@ -29,11 +30,12 @@ from sentiric_inference.errors import (
 )
 from sentiric_inference.metrics import Metrics
 from sentiric_inference.serving.access import Access, Ticket
+from sentiric_inference.serving.grammar import grammar_for
 from sentiric_inference.serving.keys import ANONYMOUS, Caller
 from sentiric_inference.serving.params import resolve_params
 from sentiric_inference.serving.preparing import Preparer
 from sentiric_inference.serving.prompting import ChatTemplate, build_messages
-from sentiric_inference.serving.types import ChatInput, RequestParams, chat_chars
+from sentiric_inference.serving.types import ChatInput, RequestParams, ResponseFormat, chat_chars
 
 if TYPE_CHECKING:
     from sentiric_inference.engine.engine import Engine, GenerationStream
@@ -207,6 +209,11 @@ class Serving:
         # Set while the profile's system prompt is evaluated ahead (see warm_up).
         self._warming: str | None = None
         self.limits = config.server.limits
+        # The profile's prompt.responseFormat: the format of every request that sends none.
+        schema = config.prompt.response_format
+        self.default_format = (
+            ResponseFormat(type="json_schema", json_schema=schema) if schema is not None else None
+        )
         # Rendering, tokenizing and grammar building happen here, not on the event loop.
         # API keys and per-key limits (server.auth); KeyFileError when the key file is unusable.
         self.access = access if access is not None else Access(config.server.auth, metrics)
@@ -232,7 +239,13 @@ class Serving:
         return self._warming or ""
 
     async def start(self) -> None:
-        """Load the model, then evaluate the profile's system prompt ahead."""
+        """Check the profile's default schema, load the model, evaluate the system prompt ahead."""
+        if self.default_format is not None:
+            # Its bounds were checked with the config; the grammar's size only shows once
+            # built, and a default that can never be served should stop the server at start.
+            await asyncio.to_thread(
+                grammar_for, self.default_format, "prompt.responseFormat", self.limits
+            )
         await self.engine.start()
         await self.warm_up()
 
@@ -411,6 +424,8 @@ class Serving:
         tenant: str = "",
     ) -> Generation:
         format_param = params.field_names.get("response_format", "response_format")
+        if params.response_format is None and self.default_format is not None:
+            params = replace(params, response_format=self.default_format)
 
         def prepare() -> tuple[GenerationRequest, Chain]:
             # On a preparation worker: everything here costs CPU in proportion to the input.

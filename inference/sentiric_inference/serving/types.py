@@ -60,7 +60,8 @@ class RequestParams:
     presence_penalty: float | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
-    response_format: ResponseFormat = field(default_factory=ResponseFormat)
+    # None: the client sent none, so the profile's prompt.responseFormat applies (if set).
+    response_format: ResponseFormat | None = None
     # Wire names of the fields, so errors name what the client actually sent
     # (e.g. {"max_tokens": "max_new_tokens"} for gRPC).
     field_names: dict[str, str] = field(default_factory=dict)

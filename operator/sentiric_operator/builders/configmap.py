@@ -61,7 +61,11 @@ def engine_config(spec: ProfileSpec) -> EngineConfig:
         ),
         engine=EngineSettings(**spec.engine.model_dump()),
         sampling=SamplingDefaults(**spec.sampling.model_dump()),
-        prompt=PromptSettings(system=spec.prompt.system, rag_template=spec.prompt.rag_template),
+        prompt=PromptSettings(
+            system=spec.prompt.system,
+            rag_template=spec.prompt.rag_template,
+            response_format=spec.prompt.response_format,
+        ),
         # Containers log JSON so log pipelines can parse them (STYLE: JSON in containers).
         server=ServerSettings(tls=tls, log_format="json", limits=spec.server.limits, auth=auth),
     )

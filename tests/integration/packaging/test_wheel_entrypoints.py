@@ -120,6 +120,10 @@ def test_installed_packages_come_from_the_wheel_not_the_source_tree(
         "import importlib.resources as r; "
         "assert r.files('sentiric_inference').joinpath('py.typed').is_file(); "
         "assert r.files('sentiric_operator').joinpath('py.typed').is_file(); "
+        # Sentiric Studio's page is served from these files (no CDN, no network).
+        "studio = r.files('sentiric_inference.http').joinpath('static', 'studio'); "
+        "assert all(studio.joinpath(n).is_file() "
+        "for n in ('index.html', 'studio.js', 'studio.css')); "
         "print(sentiric_inference.__file__); print(sentiric_operator.__file__); "
         "print(llama_cpp.__version__)"
     )

@@ -106,6 +106,20 @@ def test_configmap_carries_the_profiles_server_limits(tmp_path: Path) -> None:
     assert loaded.max_schema_depth == 32
 
 
+def test_configmap_carries_the_profiles_default_output_schema(tmp_path: Path) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"title": {"type": "string", "maxLength": 80}},
+        "required": ["title"],
+    }
+    p = profile({"prompt": {"system": "Shop copy.", "responseFormat": schema}})
+    path = tmp_path / "engine.yaml"
+    path.write_text(builders.configmap(p)["data"]["engine.yaml"])
+    loaded = load_config(path)
+    assert loaded.prompt.response_format == schema
+    assert loaded.prompt.system == "Shop copy."
+
+
 @pytest.mark.parametrize(
     ("tls", "client_ca"),
     [

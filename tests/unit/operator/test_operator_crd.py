@@ -19,6 +19,7 @@ import pytest
 import yaml
 from operator_samples import MINIMAL_SPEC, merge
 from pydantic import BaseModel
+from sentiric_operator.errors import InvalidProfileError
 from sentiric_operator.specs import ProfileSpec, parse_profile, parse_spec
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -239,6 +240,9 @@ def test_name_rules(name: str, message: str) -> None:
         ({"sampling": {"topP": 0}}, "spec.sampling.topP"),
         ({"model": {"cache": {"size": "lots"}}}, "spec.model.cache.size"),
         ({"replicas": -1}, "spec.replicas"),
+        # The schema's root must be an object; the rest of it is checked by the operator.
+        ({"prompt": {"responseFormat": {"type": "array"}}}, "spec.prompt.responseFormat.type"),
+        ({"prompt": {"responseFormat": {"items": {}}}}, "spec.prompt.responseFormat"),
     ],
 )
 def test_schema_refuses(override: dict[str, Any], path: str) -> None:
@@ -281,6 +285,24 @@ def test_automatic_sizing_and_kv_cache_types_pass(override: dict[str, Any]) -> N
     assert problems(body) == []
     engine = parse_spec(body["spec"]).engine
     assert engine.model_dump(by_alias=True).items() >= override["engine"].items()
+
+
+def test_a_default_output_schema_passes_admission_and_the_operator_checks_the_rest() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"title": {"type": "string", "maxLength": 80}},
+        "required": ["title"],
+        "additionalProperties": False,
+    }
+    body = llmp(merge(MINIMAL_SPEC, {"prompt": {"responseFormat": schema}}))
+    assert problems(body) == []
+    assert parse_spec(body["spec"]).prompt.response_format == schema
+    # What the CRD cannot see inside the schema, the spec model refuses, naming the field.
+    too_long = merge(schema, {"properties": {"title": {"maxLength": 5000}}})
+    bad = llmp(merge(MINIMAL_SPEC, {"prompt": {"responseFormat": too_long}}))
+    assert problems(bad) == []
+    with pytest.raises(InvalidProfileError, match=r"prompt\.responseFormat.*maxSchemaRepetition"):
+        parse_spec(bad["spec"])
 
 
 def test_kv_cache_type_defaults_to_f16() -> None:

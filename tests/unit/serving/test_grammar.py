@@ -48,3 +48,17 @@ def test_missing_schema_is_refused() -> None:
     with pytest.raises(InvalidRequestError) as info:
         grammar_for(ResponseFormat("json_schema"), "engine_specific_params.response_format")
     assert info.value.param == "engine_specific_params.response_format.json_schema"
+
+
+def test_schema_strings_hold_no_raw_control_characters() -> None:
+    # JSON forbids them unescaped; llama-cpp-python's converter allowed them (a raw newline
+    # in a SmolLM2 product description made the reply unparseable).
+    grammar = grammar_for(
+        ResponseFormat(
+            type="json_schema",
+            json_schema={"type": "object", "properties": {"a": {"type": "string"}}},
+        )
+    )
+    assert grammar is not None
+    (char,) = [line for line in grammar.splitlines() if line.startswith("char ::=")]
+    assert char.startswith('char ::= [^"\\\\\\x7F\\x00-\\x1F] ')

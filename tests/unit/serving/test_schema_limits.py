@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from sentiric_inference.errors import InvalidRequestError
-from sentiric_inference.serving.schema_limits import SchemaBounds, bounded_schema
+from sentiric_inference.schema_limits import SchemaBounds, bounded_schema
 
 BOUNDS = SchemaBounds(max_bytes=4096, max_depth=8, max_repetition=100, max_properties=10)
 FIELD = "response_format.json_schema"

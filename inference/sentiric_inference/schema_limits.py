@@ -5,6 +5,10 @@ nested) grammar rules, and llama.cpp parses nested rules recursively: `maxLength
 alone overflowed its stack and killed the process. Sizes, nesting and counts are therefore
 checked here first, on a plain walk that cannot recurse, so nothing downstream (jsonschema,
 the converter, llama.cpp) ever sees a schema whose grammar could be huge or deep.
+
+It lives beside config.py, not in serving/, because the config checks a profile's default
+schema (prompt.responseFormat) with it when engine.yaml or an LLMProfile is read, in the
+operator too, which has no llama.cpp to import.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import jsonschema
 
 from sentiric_inference.config import LimitsSettings
 from sentiric_inference.errors import InvalidRequestError
@@ -70,6 +76,19 @@ def bounded_schema(schema: dict[str, Any], bounds: SchemaBounds, field: str) -> 
         )
     result: dict[str, Any] = normalised
     return result
+
+
+def checked_schema(schema: dict[str, Any], limits: LimitsSettings, field: str) -> dict[str, Any]:
+    """`bounded_schema`, then jsonschema's check against the schema's own metaschema."""
+    schema = bounded_schema(schema, SchemaBounds.from_limits(limits), field)
+    validator = jsonschema.validators.validator_for(schema)
+    try:
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise InvalidRequestError(
+            f"'{field}' is not a valid JSON Schema: {exc.message}", param=field
+        ) from exc
+    return schema
 
 
 def _walk(root: dict[str, Any], bounds: SchemaBounds, field: str) -> Any:

@@ -1,0 +1,120 @@
+"""examples/product_content.py against a real server on SmolLM2 with the product-content
+profile's system prompt, sampling and default output schema (profiles/product-content.yaml)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.support.server import ServerHandle, running_server
+
+pytestmark = pytest.mark.model
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SCRIPT = REPO_ROOT / "examples" / "product_content.py"
+PROFILE = yaml.safe_load((REPO_ROOT / "profiles" / "product-content.yaml").read_text())["spec"]
+KEYS = {"title", "features_formatted", "description", "seo_keywords"}
+CSV = """name,features,category
+Aurora Desk Lamp,LED; dimmable in 5 steps; USB-C charging port,Home & Living
+TrailRunner 2 Shoes,waterproof membrane; 280 g per shoe; recycled laces,Sports
+Kettle One,1.7 l; stainless steel; keeps water warm for 30 minutes,Kitchen
+"""
+RUN_TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def content_server(smollm2_path: Path) -> Iterator[ServerHandle]:
+    """The profile's prompt and sampling on the embedded model instead of Qwen 2.5 3B."""
+    with running_server(
+        smollm2_path,
+        parallel=3,
+        context_size=2048,
+        extra_config={
+            "model": {"alias": "product-content"},
+            "prompt": PROFILE["prompt"],
+            "sampling": PROFILE["sampling"],
+        },
+    ) as handle:
+        yield handle
+
+
+def _run(server: ServerHandle, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    products = tmp_path / "products.csv"
+    products.write_text(CSV)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            str(products),
+            "--base-url",
+            server.openai_base_url,
+            "--out",
+            str(tmp_path / "out.jsonl"),
+            "--concurrency",
+            "3",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_every_product_gets_schema_valid_copy_and_a_finetuning_pair(
+    content_server: ServerHandle, tmp_path: Path
+) -> None:
+    proc = _run(content_server, tmp_path, "--finetune", str(tmp_path / "pairs.jsonl"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "3/3 products" in proc.stderr
+    records = _lines(tmp_path / "out.jsonl")
+    assert [r["input"]["name"] for r in records] == [
+        "Aurora Desk Lamp",
+        "TrailRunner 2 Shoes",
+        "Kettle One",
+    ]
+    assert records[0]["input"]["features"] == [
+        "LED",
+        "dimmable in 5 steps",
+        "USB-C charging port",
+    ]
+    for record in records:
+        assert record["ok"], record
+        # Valid JSON of the profile's schema, although the script sent no schema at all.
+        jsonschema.validate(record["output"], PROFILE["prompt"]["responseFormat"])
+        assert set(record["output"]) == KEYS
+        assert record["finish_reason"] == "stop"
+        assert record["usage"]["completion_tokens"] > 10
+        timing = record["timing"]
+        assert 0 < timing["ttft_s"] <= timing["total_s"]
+    pairs = _lines(tmp_path / "pairs.jsonl")
+    assert len(pairs) == 3
+    for pair, record in zip(pairs, records, strict=True):
+        roles = [m["role"] for m in pair["messages"]]
+        assert roles == ["system", "user", "assistant"]
+        assert record["input"]["name"] in pair["messages"][1]["content"]
+        assert json.loads(pair["messages"][2]["content"]) == record["output"]
+
+
+def test_a_row_that_fails_is_recorded_and_the_exit_status_says_so(
+    content_server: ServerHandle, tmp_path: Path
+) -> None:
+    # 1 token cannot hold the JSON object: every row fails to parse, none crashes the run.
+    proc = _run(content_server, tmp_path, "--max-tokens", "1", "--quiet")
+    assert proc.returncode == 1
+    records = _lines(tmp_path / "out.jsonl")
+    assert len(records) == 3
+    assert all(not r["ok"] and "JSONDecodeError" in r["error"] for r in records), records
+    assert all(r["finish_reason"] == "length" for r in records)
