@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sentiric_inference.errors import UnauthenticatedError
 from sentiric_inference.http.errors import error_response
+from sentiric_inference.http.studio import PUBLIC_PATHS as STUDIO_PATHS
 from sentiric_inference.logging_setup import api_key_var
 from sentiric_inference.protocol.responses import ErrorBody
 from sentiric_inference.serving.keys import ANONYMOUS
@@ -21,8 +22,9 @@ from sentiric_inference.serving.keys import ANONYMOUS
 if TYPE_CHECKING:
     from sentiric_inference.serving.access import Access
 
-# Kubernetes probes and Prometheus carry no key; they reveal no model output.
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
+# Kubernetes probes and Prometheus carry no key; they reveal no model output. Nor does the
+# Studio's page, which a browser opens without a key: it asks for one for its API calls.
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", *STUDIO_PATHS})
 API = "http"
 
 

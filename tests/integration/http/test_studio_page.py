@@ -4,12 +4,13 @@ the model card they read (engine settings without paths)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.integration.http.conftest import TINY
-from tests.support.server import ServerHandle
+from tests.support.server import ServerHandle, running_server
 
 pytestmark = pytest.mark.model
 
@@ -61,3 +62,24 @@ def test_models_describes_the_engine_without_paths(tiny_server: ServerHandle) ->
     assert card["sampling"]["max_tokens"] == card["max_tokens"]
     assert card["response_format"] is None
     assert str(tiny_server.config_path.parent) not in str(card)
+
+
+def test_with_api_keys_the_page_opens_and_its_api_calls_need_a_key(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("studio:sk-studio-0123456789\n")
+    with (
+        running_server(
+            tiny_model_path,
+            parallel=1,
+            context_size=512,
+            extra_config={"server": {"auth": {"apiKeysFile": str(keys)}}},
+        ) as server,
+        httpx.Client(base_url=server.http_url, timeout=10) as client,
+    ):
+        for path in ("/studio", "/studio/", "/studio/studio.js", "/studio/studio.css"):
+            assert client.get(path).status_code in (200, 307), path
+        assert client.get("/v1/models").status_code == 401
+        keyed = client.get("/v1/models", headers={"Authorization": "Bearer sk-studio-0123456789"})
+        assert keyed.status_code == 200 and keyed.json()["data"][0]["engine"] is not None
