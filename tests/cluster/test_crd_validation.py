@@ -98,6 +98,11 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "auth.perKey limits apply to API keys: set auth.apiKeySecretRef",
     ),
     (
+        "response-format-not-an-object-schema",
+        {"prompt": {"responseFormat": {"type": "array", "items": {"type": "string"}}}},
+        "spec.prompt.responseFormat.type: Unsupported value",
+    ),
+    (
         "api-key-secret-without-name",
         {"auth": {"apiKeySecretRef": {"key": "keys"}}},
         "spec.auth.apiKeySecretRef.name: Required value",
@@ -183,3 +188,26 @@ def test_automatic_sizing_and_a_quantized_kv_cache_are_accepted(
         ).stdout
     )
     assert defaulted["spec"]["engine"]["kvCacheType"] == "f16"
+
+
+def test_a_default_output_schema_is_stored_as_written(
+    cluster: Cluster,
+    llmprofile_crd: Path,  # noqa: F811
+    namespace: str,
+) -> None:
+    # Only this field keeps unknown keys: the JSON schema, nested as deep as it goes.
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "maxLength": 80},
+            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
+        },
+        "required": ["title", "tags"],
+        "additionalProperties": False,
+    }
+    body = _with({"prompt": {"responseFormat": schema}})
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(body))
+    stored = yaml.safe_load(
+        cluster.kubectl("-n", namespace, "get", "llmp", "probe", "-o", "yaml").stdout
+    )
+    assert stored["spec"]["prompt"]["responseFormat"] == schema
