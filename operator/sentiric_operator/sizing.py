@@ -24,7 +24,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sentiric_inference.engine.planning import default_batch_size
-from sentiric_inference.engine.sizing import PROCESS_BYTES, Budget, ModelShape, plan_sizing
+from sentiric_inference.engine.sizing import (
+    PROCESS_BYTES,
+    Budget,
+    ModelShape,
+    plan_for_settings,
+)
 
 from sentiric_operator.specs import Profile, ProfileSpec
 
@@ -177,14 +182,11 @@ def plan_for(spec: ProfileSpec, shape: ModelShape) -> PodPlan:
         with contextlib.suppress(ValueError):
             if limit is not None:
                 budget = Budget(parse_quantity(limit), f"memory limit {limit}")
-    plan = plan_sizing(
+    plan = plan_for_settings(
         shape,
         budget,
-        parallel=engine.parallel,
-        context_size=engine.context_size,
-        # As Engine.load passes it: one token per sequence always fits in a step.
-        batch_size=max(batch, engine.parallel),
-        kv_cache_type=engine.kv_cache_type,
+        engine,
+        batch_size=batch,
         gpu=gpu,
         min_context=spec.sampling.max_tokens + MIN_PROMPT_ROOM,
     )

@@ -21,7 +21,7 @@ from .planning import default_batch_size
 from .row_sampling import default_sampling_threads
 from .sampling import Chain, build_chain, free_chain
 from .scheduler import Scheduler
-from .sizing import CONTEXT_MIN, Budget, ModelShape, SizingPlan, plan_sizing
+from .sizing import CONTEXT_MIN, Budget, ModelShape, SizingPlan, plan_for_settings
 from .stream import GenerationStream
 from .text import TextAssembler
 from .types import GenerationEvent, GenerationRequest, ModelInfo
@@ -178,15 +178,8 @@ class Engine:
                 # Read after the weights went to the device(s): what is free is for KV + compute.
                 free = sum(free for free, _total in devices)
                 budget = Budget(free, "gpu free memory", includes_weights=False)
-        plan = plan_sizing(
-            shape,
-            budget,
-            parallel=s.parallel,
-            context_size=s.context_size,
-            batch_size=max(batch_size, s.parallel),
-            kv_cache_type=s.kv_cache_type,
-            gpu=gpu,
-            min_context=self._min_context,
+        plan = plan_for_settings(
+            shape, budget, s, batch_size=batch_size, gpu=gpu, min_context=self._min_context
         )
         level = logging.INFO if plan.fits else logging.WARNING
         log.log(level, "engine plan: %s", plan.describe())

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ..config import EngineSettings
 
 KvCacheType = Literal["f16", "q8_0", "q4_0"]
 
@@ -216,4 +219,30 @@ def plan_sizing(
         budget=budget,
         fits=kv + compute <= usable,
         automatic=tuple(automatic),
+    )
+
+
+def plan_for_settings(
+    shape: ModelShape,
+    budget: Budget,
+    settings: EngineSettings,
+    *,
+    batch_size: int,
+    gpu: bool,
+    min_context: int,
+) -> SizingPlan:
+    """plan_sizing with an engine.yaml section: what Engine.load and the operator both run.
+
+    `batch_size` is the resolved engine.batchSize (0 already replaced by its default); one
+    token per sequence always fits in a step, so the step is at least `parallel` tokens.
+    """
+    return plan_sizing(
+        shape,
+        budget,
+        parallel=settings.parallel,
+        context_size=settings.context_size,
+        batch_size=max(batch_size, settings.parallel),
+        kv_cache_type=settings.kv_cache_type,
+        gpu=gpu,
+        min_context=min_context,
     )
