@@ -119,7 +119,8 @@ def test_health_reports_capacity_while_requests_run(tiny_model_path: Path) -> No
                 started = time.monotonic()
                 busy = http.get(f"{server.http_url}/health").json()["capacity"]
                 assert time.monotonic() - started < 1.0
-                if busy["active"] == 1 and busy["queued"] == 1:
+                # KV cells count once the first prompt chunk is decoded, a step after admission.
+                if busy["active"] == 1 and busy["queued"] == 1 and busy["kv_cells_used"] > 0:
                     break
                 time.sleep(0.05)
             assert (busy["slots_free"], busy["active"], busy["queued"]) == (0, 1, 1), busy
