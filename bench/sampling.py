@@ -7,7 +7,9 @@ with it: SmolLM2 has 49,152 tokens, Qwen 2.5 151,936. On a GPU the decode step o
 model takes a few milliseconds, so serial sampling on the CPU can cost as much as the step.
 This bench times the engine's own RowSampler (engine/row_sampling.py) over one step's rows
 with 1 and more threads, alternating, on a generated model whose vocabulary is padded to each
-size (tests/support/tiny_model.py; the model only has to produce logits rows).
+size (tests/support/tiny_model.py; the model only has to produce logits rows). It also times
+the single-thread step without the UTF-8 guard (engine/utf8_guard.py), so the guard's cost
+is printed beside it.
 
     .venv/bin/python bench/sampling.py [--vocab 49152 151936] [--seqs 8 32] [--threads 1 2]
                                        [--reps 200]
@@ -35,8 +37,14 @@ from tests.support.tiny_model import TinyDims, write_tiny_qwen2_gguf
 CHAT = SamplingParams(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, seed=7)
 
 
-def step_times(model_path: Path, n_seqs: int, threads: list[int], reps: int) -> dict[int, float]:
-    """Median seconds to sample all n_seqs rows of one step, per sampling thread count."""
+NO_GUARD = "1, no guard"
+
+
+def step_times(
+    model_path: Path, n_seqs: int, threads: list[int], reps: int
+) -> dict[int | str, float]:
+    """Median seconds to sample all n_seqs rows of one step, per sampling thread count (and
+    for one thread without the UTF-8 guard, keyed NO_GUARD)."""
     model = Model(model_path, gpu_layers=0)
     ctx = Context(
         model,
@@ -48,6 +56,7 @@ def step_times(model_path: Path, n_seqs: int, threads: list[int], reps: int) -> 
     )
     batch = Batch(max(64, n_seqs))
     chains = [build_chain(model, CHAT, context_size=64) for _ in range(n_seqs)]
+    plain = [build_chain(model, CHAT, context_size=64, utf8_guard=False) for _ in range(n_seqs)]
     samplers = {k: RowSampler(ctx, k) for k in threads}
     try:
         for seq in range(n_seqs):
@@ -55,18 +64,23 @@ def step_times(model_path: Path, n_seqs: int, threads: list[int], reps: int) -> 
         if ctx.decode(batch) != 0:
             raise RuntimeError("llama_decode failed")
         rows = [(chain, i) for i, chain in enumerate(chains)]
-        times: dict[int, list[float]] = {k: [] for k in threads}
+        plain_rows = [(chain, i) for i, chain in enumerate(plain)]
+        variants: list[int | str] = [*threads, NO_GUARD]
+        times: dict[int | str, list[float]] = {k: [] for k in variants}
         for rep in range(reps):
             # Alternate the order, so drift on a shared host hits every variant alike.
-            for k in threads if rep % 2 == 0 else threads[::-1]:
+            for k in variants if rep % 2 == 0 else variants[::-1]:
                 start = time.perf_counter()
-                samplers[k].sample(rows)
+                if k == NO_GUARD:
+                    samplers[1 if 1 in samplers else threads[0]].sample(plain_rows)
+                else:
+                    samplers[int(k)].sample(rows)
                 times[k].append(time.perf_counter() - start)
         return {k: statistics.median(t) for k, t in times.items()}
     finally:
         for sampler in samplers.values():
             sampler.close()
-        for chain in chains:
+        for chain in chains + plain:
             free_chain(chain)
         batch.close()
         ctx.close()
@@ -100,6 +114,12 @@ def main() -> None:
                     f"{k} thread(s) {t * 1e3:6.2f} ms/step ({t * 1e3 / n:.3f} ms/token, "
                     f"{base / t:4.2f}x)"
                     for k, t in medians.items()
+                    if k != NO_GUARD
+                )
+                unguarded = medians[NO_GUARD]
+                cells += (
+                    f"  | 1 thread without the UTF-8 guard {unguarded * 1e3:6.2f} ms/step "
+                    f"(guard costs {(base - unguarded) * 1e6 / n:.1f} us/token)"
                 )
                 print(f"vocab {vocab:>7,} N={n:<3} {cells}", flush=True)
 

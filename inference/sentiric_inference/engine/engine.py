@@ -25,6 +25,7 @@ from .sizing import CONTEXT_MIN, Budget, ModelShape, SizingPlan, plan_for_settin
 from .stream import GenerationStream
 from .text import TextAssembler
 from .types import GenerationEvent, GenerationRequest, ModelInfo
+from .utf8_guard import table_for as utf8_table_for
 
 __all__ = ["Engine", "EngineStats", "GenerationStream"]
 
@@ -97,6 +98,8 @@ class Engine:
                     update={"parallel": plan.parallel, "context_size": plan.context_size}
                 )
                 self._plan_used = plan
+                # Built here, off the event loop, rather than on the first request.
+                utf8_table_for(model)
                 ctx = Context(
                     model,
                     n_ctx=s.context_size * s.parallel,

@@ -147,6 +147,10 @@ class Model:
             self._pieces[token] = cached
         return cached
 
+    def output_bytes(self, token: int) -> bytes:
+        """What `piece` returns, without its cache: thread-safe."""
+        return self._render(token, special=False, buf=ctypes.create_string_buffer(256))
+
     def token_text(self, token: int) -> str:
         """Text of a token as the chat template writes it (special tokens included)."""
         if token < 0:

@@ -9,17 +9,22 @@ import llama_cpp as llc
 from ..errors import InvalidRequestError
 from .native import Model
 from .types import SamplingParams
+from .utf8_guard import init_utf8_guard
 
 # A ctypes POINTER(llama_sampler); NULL pointers are falsy.
 Chain = Any
 
 
-def build_chain(model: Model, params: SamplingParams, *, context_size: int) -> Chain:
+def build_chain(
+    model: Model, params: SamplingParams, *, context_size: int, utf8_guard: bool = True
+) -> Chain:
     """A new sampler chain for one request (the caller frees it with `free_chain`).
 
     Order follows llama.cpp's own defaults: grammar first, because it must see the whole
     vocabulary (a grammar applied after top-k could reject every candidate left), then
     penalties, the truncations, temperature and the final pick. temperature 0 is greedy.
+    Before all of them the UTF-8 guard, so no output (and no grammar's count of characters)
+    ever holds bytes a client's decoder would replace with U+FFFD.
     Raises InvalidRequestError(param="response_format") when llama.cpp rejects the grammar,
     so a bad grammar fails before anything is streamed.
     """
@@ -27,6 +32,8 @@ def build_chain(model: Model, params: SamplingParams, *, context_size: int) -> C
     if not chain:
         raise MemoryError("llama_sampler_chain_init failed")
     try:
+        if utf8_guard:  # off only in bench/sampling.py, which measures what it costs
+            llc.llama_sampler_chain_add(chain, init_utf8_guard(model))
         if params.grammar:
             grammar = llc.llama_sampler_init_grammar(model.vocab, params.grammar.encode(), b"root")
             if not grammar:
