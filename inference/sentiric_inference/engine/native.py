@@ -225,12 +225,19 @@ class Context:
         flash_attention: str,
         kv_cache_type: str = "f16",
         unified: bool = True,
+        pooling: int | None = None,
     ) -> None:
         params = llc.llama_context_default_params()
         params.n_ctx = n_ctx
         params.n_batch = n_batch
         # The physical micro-batch bounds the compute buffers; 512 is llama.cpp's own default.
         params.n_ubatch = min(n_batch, 512)
+        if pooling is not None:
+            # An embedding context (engine/embedding.py): pooled vectors per sequence, and a
+            # sequence must not be split across micro-batches, so the micro-batch is the batch.
+            params.embeddings = True
+            params.pooling_type = pooling
+            params.n_ubatch = n_batch
         params.n_seq_max = n_seq
         params.n_threads = threads
         params.n_threads_batch = threads
@@ -264,6 +271,17 @@ class Context:
         """Wait for the last decode's logits and put them in batch order (see row_sampling)."""
         if not llc.llama_get_logits_ith(self.ptr, index):
             raise EngineFailure(f"llama.cpp has no logits for output row {index}")
+
+    def embedding(self, seq: int, size: int) -> list[float]:
+        """The pooled embedding of `seq` after the last decode (an embedding context only)."""
+        ptr = llc.llama_get_embeddings_seq(self.ptr, seq)
+        if not ptr:
+            raise EngineFailure(f"llama.cpp has no pooled embedding for sequence {seq}")
+        return list(ptr[:size])
+
+    def clear(self) -> None:
+        """Forget every sequence's KV cells."""
+        llc.llama_memory_clear(self.memory, True)
 
     def seq_rm(self, seq: int, p0: int, p1: int) -> bool:
         return bool(llc.llama_memory_seq_rm(self.memory, seq, p0, p1))
