@@ -80,6 +80,9 @@ class EngineSettings(_Model):
     # Threads that sample a step's sequences (0 = as many as useful when the model runs on a
     # GPU, up to 8, and one on a CPU, whose cores llama.cpp's threads already use).
     sampling_threads: int = Field(default=0, ge=0, le=64)
+    # A second, small llama.cpp context on the same model for /v1/embeddings and /api/embed
+    # (engine/embedding.py): 512 KV cells and its compute buffers, counted in the memory plan.
+    embeddings: bool = True
 
     @field_validator("batch_size")
     @classmethod
@@ -187,6 +190,9 @@ class LimitsSettings(_Model):
     max_schema_properties: int = Field(default=256, ge=1, le=100_000)
     # The GBNF grammar generated from a schema; also bounds what the grammar cache holds.
     max_grammar_bytes: int = Field(default=256 * 1024, ge=1024, le=256 * 1024 * 1024)
+    # Inputs one embeddings request may hold (each also at most the embedding context's
+    # 512 tokens, and all of them together at most maxPromptChars characters).
+    max_embedding_inputs: int = Field(default=256, ge=1, le=100_000)
 
 
 class PerKeyLimits(_Model):
