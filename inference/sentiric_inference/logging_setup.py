@@ -1,6 +1,6 @@
 """Process logging: one JSON object per line in containers, plain text on a terminal.
 
-Request-scoped fields (the HTTP `x-request-id`, the gRPC `x-trace-id`) live in context
+Request-scoped fields (the HTTP `x-request-id`, the gRPC `x-trace-id` and `x-session-id`) live in context
 variables, so every log line written while serving a request carries them without the
 code that logs having to pass them around. Prompts and outputs are never logged here.
 """
@@ -18,6 +18,8 @@ from typing import Literal
 
 request_id_var: ContextVar[str | None] = ContextVar("sentiric_request_id", default=None)
 trace_id_var: ContextVar[str | None] = ContextVar("sentiric_trace_id", default=None)
+# The gRPC `x-session-id` a balanced client pins a conversation to one replica with.
+session_id_var: ContextVar[str | None] = ContextVar("sentiric_session_id", default=None)
 # The name of the API key a request came with (server.auth), never the key itself.
 api_key_var: ContextVar[str | None] = ContextVar("sentiric_api_key", default=None)
 
@@ -31,13 +33,18 @@ _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
 
 @contextlib.contextmanager
 def request_context(
-    *, request_id: str | None = None, trace_id: str | None = None
+    *, request_id: str | None = None, trace_id: str | None = None, session_id: str | None = None
 ) -> Iterator[None]:
     """Tag log lines written inside the block with the request's ids."""
-    tokens = [request_id_var.set(request_id), trace_id_var.set(trace_id)]
+    tokens = [
+        request_id_var.set(request_id),
+        trace_id_var.set(trace_id),
+        session_id_var.set(session_id),
+    ]
     try:
         yield
     finally:
+        session_id_var.reset(tokens[2])
         trace_id_var.reset(tokens[1])
         request_id_var.reset(tokens[0])
 
@@ -48,6 +55,8 @@ class _ContextFilter(logging.Filter):
             record.request_id = request_id_var.get()
         if not hasattr(record, "trace_id"):
             record.trace_id = trace_id_var.get()
+        if not hasattr(record, "session_id"):
+            record.session_id = session_id_var.get()
         if not hasattr(record, "api_key"):
             record.api_key = api_key_var.get()
         return True
@@ -78,7 +87,7 @@ class _TextFormatter(logging.Formatter):
         line = super().format(record)
         ids = [
             f"{name}={value}"
-            for name in ("request_id", "trace_id", "api_key")
+            for name in ("request_id", "trace_id", "session_id", "api_key")
             if (value := getattr(record, name, None))
         ]
         return f"{line} [{' '.join(ids)}]" if ids else line

@@ -38,6 +38,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="an earlier conversation turn (repeatable, oldest first)",
     )
     parser.add_argument("--trace-id", default=None, help="sent as x-trace-id metadata")
+    parser.add_argument(
+        "--session",
+        default=None,
+        metavar="ID",
+        help="conversation id, sent as x-session-id metadata: with a target of many endpoints "
+        "(dns:///..., ipv4:a:p,b:p) every call of one session goes to the same endpoint "
+        "(rendezvous hashing), so its prefix cache holds the conversation",
+    )
     add_connection_args(parser)
     add_sampling_args(parser)
     parser.set_defaults(run=run)
@@ -45,7 +53,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
     """--target, the TLS files and --timeout (shared with `benchmark`)."""
-    parser.add_argument("--target", default=DEFAULT_TARGET, help="host:port of the gRPC API")
+    parser.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        help="gRPC target: host:port, or dns:///name:port (e.g. a profile's headless Service) or "
+        "ipv4:a:port,b:port to spread calls over every endpoint",
+    )
     parser.add_argument("--tls-ca", type=Path, default=None, help="CA that signed the server")
     parser.add_argument("--tls-cert", type=Path, default=None, help="client certificate (mTLS)")
     parser.add_argument("--tls-key", type=Path, default=None, help="client key (mTLS)")
@@ -123,7 +136,14 @@ def options_from_args(args: argparse.Namespace) -> GenerationOptions:
 def run(args: argparse.Namespace) -> int:
     import grpc
 
-    from sentiric_inference.client import CompletionRecorder, LlamaClient, TextChunk, Turn
+    from sentiric_inference.client import (
+        CompletionRecorder,
+        LlamaClient,
+        NoEndpointError,
+        TargetError,
+        TextChunk,
+        Turn,
+    )
 
     try:
         options = options_from_args(args)
@@ -144,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
                 options=options,
                 trace_id=args.trace_id,
                 timeout=args.timeout,
+                session=args.session,
             ):
                 if isinstance(event, TextChunk):
                     sys.stdout.write(event.text)
@@ -154,6 +175,12 @@ def run(args: argparse.Namespace) -> int:
         code = exc.code().name if isinstance(exc, grpc.Call) else "UNKNOWN"
         details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
         print(f"\nerror: {code}: {details}", file=sys.stderr)
+        return 1
+    except TargetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NoEndpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     print()
     if completion is None:

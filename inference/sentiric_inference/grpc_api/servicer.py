@@ -31,16 +31,19 @@ logger = logging.getLogger(__name__)
 
 API: Final = "grpc"
 TRACE_ID_METADATA: Final = "x-trace-id"
+SESSION_ID_METADATA: Final = "x-session-id"
 # Longer client-supplied ids are cut so a hostile header cannot bloat every log line.
 _MAX_TRACE_ID = 128
 
 Response = llama_pb2.GenerateStreamResponse
 
 
-def trace_id_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
-    """The caller's x-trace-id metadata value, if any."""
+def trace_id_of(
+    context: grpc.aio.ServicerContext[Any, Any], key_name: str = TRACE_ID_METADATA
+) -> str | None:
+    """The caller's x-trace-id (or another id's) metadata value, if any."""
     for key, value in context.invocation_metadata() or ():
-        if key == TRACE_ID_METADATA:
+        if key == key_name:
             text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
             return text[:_MAX_TRACE_ID] or None
     return None
@@ -63,7 +66,9 @@ class LlamaServicer(llama_pb2_grpc.LlamaServiceServicer):
     ) -> AsyncIterator[llama_pb2.GenerateStreamResponse]:
         request_id = f"grpc-{uuid.uuid4().hex[:20]}"
         trace_id = trace_id_of(context)
-        with request_context(request_id=request_id, trace_id=trace_id):
+        # Logged only: which replica a session lands on is the client's choice (client/pool.py).
+        session_id = trace_id_of(context, SESSION_ID_METADATA)
+        with request_context(request_id=request_id, trace_id=trace_id, session_id=session_id):
             started = time.monotonic()
             try:
                 message = decoded(request)
