@@ -131,6 +131,10 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # SIGUSR1 (the pod's preStop hook) drains: /ready answers 503 and gRPC health says
+    # NOT_SERVING while both listeners stay open, so the endpoint is removed everywhere
+    # before SIGTERM closes them and nothing routed in those seconds is refused.
+    loop.add_signal_handler(signal.SIGUSR1, _drain, serving)
 
     exit_code = 0
     await grpc_server.start()
@@ -166,16 +170,23 @@ async def serve(
             break
     finally:
         log.info("shutting down: grace period %.0fs", shutdown_grace)
+        serving.drain()
         stop_task.cancel()
         await _shut_down(http_server, http_task, grpc_server, serving, engine, shutdown_grace)
         if not load_task.done():
             load_task.cancel()
             with contextlib.suppress(BaseException):
                 await load_task
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
         log.info("stopped")
     return exit_code
+
+
+def _drain(serving: Serving) -> None:
+    if not serving.draining:
+        log.info("draining: not ready from now on, still serving until SIGTERM")
+    serving.drain()
 
 
 async def _shut_down(

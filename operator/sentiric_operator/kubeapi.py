@@ -2,8 +2,9 @@
 
 Every call the operator makes is here, so its RBAC can be read off this file:
   - configmaps, persistentvolumeclaims, services (core), deployments (apps),
-    servicemonitors (monitoring.coreos.com): get (via apply), create/patch (server-side
-    apply), delete (the ServiceMonitor only, when monitoring is switched off);
+    poddisruptionbudgets (policy), servicemonitors (monitoring.coreos.com): get (via
+    apply), create/patch (server-side apply), delete (the ServiceMonitor when monitoring
+    is switched off, the PodDisruptionBudget when replicas drop to one);
   - llmprofiles (llm.sentiric.ai): get, patch (removing legacy finalizers), and patch of
     llmprofiles/status;
   - discovery of monitoring.coreos.com/v1 (allowed to every authenticated user).
@@ -39,6 +40,7 @@ _PLURALS = {
     "Service": "services",
     "Deployment": "deployments",
     "ServiceMonitor": "servicemonitors",
+    "PodDisruptionBudget": "poddisruptionbudgets",
     "LLMProfile": PLURAL,
 }
 

@@ -16,7 +16,12 @@ from typing import Any
 
 from sentiric_operator import builders
 from sentiric_operator.builders.configmap import config_checksum, config_data
-from sentiric_operator.builders.labels import deployment_name, service_monitor_name
+from sentiric_operator.builders.disruption import PDB_API_VERSION
+from sentiric_operator.builders.labels import (
+    deployment_name,
+    disruption_budget_name,
+    service_monitor_name,
+)
 from sentiric_operator.builders.servicemonitor import SERVICE_MONITOR_API_VERSION
 from sentiric_operator.errors import ApiCallError
 from sentiric_operator.kubeapi import KubeApi
@@ -124,6 +129,16 @@ def apply_children(
     shape = known_shape(profile, previous)
     for manifest in builders.children(profile, images=images, shape=shape):
         api.apply(manifest)
+    if builders.wants_disruption_budget(profile):
+        api.apply(builders.disruption_budget(profile))
+    else:
+        # Scaled down to one: a budget would now block every node drain (404 is fine).
+        api.delete(
+            PDB_API_VERSION,
+            "PodDisruptionBudget",
+            profile.namespace,
+            disruption_budget_name(profile),
+        )
     if profile.spec.monitoring.service_monitor.enabled:
         if not api.servicemonitor_crd_installed():
             return Monitoring.CRD_MISSING

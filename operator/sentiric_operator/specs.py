@@ -153,6 +153,42 @@ class TLSSpec(_Spec):
     client_ca_secret_name: str | None = Field(default=None, alias="clientCASecretName")
 
 
+# Seconds the serve container keeps delivering its last bytes after its grace
+# (sentiric_inference.app._CONNECTION_DRAIN_S), plus a margin for the process to exit.
+SHUTDOWN_TAIL_S = 10
+
+
+class ShutdownSpec(_Spec):
+    """How a pod leaves: drain (not ready, still serving), then finish in-flight requests."""
+
+    # preStop: seconds between turning unready and SIGTERM, so every endpoint list (kube-proxy,
+    # gateways, DNS of the headless Service, balanced clients) drops the pod first.
+    drain_delay_seconds: int = Field(default=5, ge=0, le=300)
+    # The server's --shutdown-grace: how long in-flight requests may run after SIGTERM.
+    grace_seconds: int = Field(default=25, ge=1, le=3600)
+    # Unset: drainDelaySeconds + graceSeconds + 10 (the pod is never killed mid-drain).
+    termination_grace_period_seconds: int | None = Field(default=None, ge=1, le=7200)
+
+    @model_validator(mode="after")
+    def _room(self) -> ShutdownSpec:
+        needed = self.drain_delay_seconds + self.grace_seconds
+        if (
+            self.termination_grace_period_seconds is not None
+            and self.termination_grace_period_seconds < needed
+        ):
+            raise ValueError(
+                f"terminationGracePeriodSeconds must be at least drainDelaySeconds + "
+                f"graceSeconds ({needed}), or in-flight requests are killed mid-drain"
+            )
+        return self
+
+    @property
+    def termination_grace(self) -> int:
+        if self.termination_grace_period_seconds is not None:
+            return self.termination_grace_period_seconds
+        return self.drain_delay_seconds + self.grace_seconds + SHUTDOWN_TAIL_S
+
+
 class ProfileSpec(_Spec):
     model: ModelSpec
     engine: EngineSpec = EngineSpec()
@@ -172,6 +208,7 @@ class ProfileSpec(_Spec):
     server: ServerSpec = ServerSpec()
     tls: TLSSpec | None = None
     auth: AuthSpec = AuthSpec()
+    shutdown: ShutdownSpec = ShutdownSpec()
 
     @model_validator(mode="after")
     def _cross_field(self) -> ProfileSpec:

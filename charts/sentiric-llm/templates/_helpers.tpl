@@ -140,6 +140,10 @@ helm end-to-end test runs the operator under exactly these rules.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]
+# One per profile with more than one replica; deleted when it scales down to one.
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [create, patch, delete]
 # Deleted when a profile switches monitoring off.
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors]

@@ -188,6 +188,10 @@ class Generation:
 class Serving:
     """Validates requests, renders prompts, submits them to the one engine (DESIGN §4)."""
 
+    # Set by `drain()` (the pod's preStop hook): /ready and gRPC health say no, so load
+    # balancers and balanced clients stop sending, while requests still arriving are served.
+    draining = False
+
     def __init__(
         self,
         engine: Engine,
@@ -230,10 +234,16 @@ class Serving:
     @property
     def ready(self) -> bool:
         """Whether this process should get traffic (/ready, gRPC health)."""
-        return bool(self.engine.ready) and self._warming is None
+        return bool(self.engine.ready) and self._warming is None and not self.draining
+
+    def drain(self) -> None:
+        """Stop advertising readiness for good; shutdown (SIGTERM) follows."""
+        self.draining = True
 
     @property
     def not_ready_reason(self) -> str:
+        if self.draining:
+            return "draining: this replica is shutting down"
         if not self.engine.ready:
             return str(self.engine.not_ready_reason)
         return self._warming or ""

@@ -8,6 +8,7 @@ from sentiric_inference.engine.sizing import ModelShape
 
 from sentiric_operator.builders.configmap import configmap, engine_config
 from sentiric_operator.builders.deployment import InferenceImages, deployment
+from sentiric_operator.builders.disruption import disruption_budget, wants_disruption_budget
 from sentiric_operator.builders.labels import selector_string, standard_labels
 from sentiric_operator.builders.pvc import pvc
 from sentiric_operator.builders.service import endpoints, headless_service, service
@@ -19,6 +20,7 @@ __all__ = [
     "children",
     "configmap",
     "deployment",
+    "disruption_budget",
     "endpoints",
     "engine_config",
     "headless_service",
@@ -27,6 +29,7 @@ __all__ = [
     "service",
     "servicemonitor",
     "standard_labels",
+    "wants_disruption_budget",
 ]
 
 

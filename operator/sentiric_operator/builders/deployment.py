@@ -170,6 +170,14 @@ def _http_probe(path: str, *, period: int, failures: int, timeout: int) -> dict[
     }
 
 
+def prestop_command(drain_delay: int, pid: int = 1) -> list[str]:
+    """The preStop hook: SIGUSR1 makes the server drain (/ready 503, gRPC health
+    NOT_SERVING, still serving), then wait while endpoint lists drop the pod; the kubelet
+    sends SIGTERM after it. The serve process is the container's PID 1 (no shell wraps it).
+    """
+    return ["/bin/sh", "-c", f"kill -USR1 {pid} && sleep {drain_delay}"]
+
+
 def _serve_container(
     spec: ProfileSpec, image: str, pull_policy: dict[str, str], shape: ModelShape | None
 ) -> dict[str, Any]:
@@ -184,7 +192,14 @@ def _serve_container(
         "name": SERVE_CONTAINER,
         "image": image,
         **pull_policy,
-        "command": ["sentiric-llm", "serve", "--config", str(CONFIG_PATH)],
+        "command": [
+            "sentiric-llm",
+            "serve",
+            "--config",
+            str(CONFIG_PATH),
+            "--shutdown-grace",
+            str(spec.shutdown.grace_seconds),
+        ],
         "ports": [
             {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
             {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
@@ -201,6 +216,9 @@ def _serve_container(
         ),
         "readinessProbe": _http_probe("/ready", period=5, failures=2, timeout=3),
         "livenessProbe": _http_probe("/health", period=20, failures=3, timeout=10),
+        "lifecycle": {
+            "preStop": {"exec": {"command": prestop_command(spec.shutdown.drain_delay_seconds)}}
+        },
         "securityContext": _container_security(),
         "volumeMounts": _mounts(spec, models_read_only=True) + _api_key_mounts(spec),
     }
@@ -224,6 +242,26 @@ def _strategy(spec: ProfileSpec) -> dict[str, Any]:
     return {"type": "RollingUpdate", "rollingUpdate": rolling}
 
 
+SPREAD_KEYS = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+
+
+def topology_spread(profile: Profile) -> list[dict[str, Any]]:
+    """Replicas spread over nodes, then zones, as a preference (ScheduleAnyway): one node
+    or zone going down takes as few replicas as the cluster allows, and a small cluster
+    still schedules every replica. pod-template-hash keeps a rollout's new pods spread
+    among themselves rather than around the old ones."""
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector_labels(profile.name)},
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+        for key in SPREAD_KEYS
+    ]
+
+
 def pod_spec(profile: Profile, image: str, shape: ModelShape | None = None) -> dict[str, Any]:
     spec = profile.spec
     pull_policy: dict[str, str] = {}
@@ -240,6 +278,9 @@ def pod_spec(profile: Profile, image: str, shape: ModelShape | None = None) -> d
             "fsGroup": RUN_AS,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
+        # preStop drain, then the server's own grace, then a margin: never killed mid-drain.
+        "terminationGracePeriodSeconds": spec.shutdown.termination_grace,
+        "topologySpreadConstraints": topology_spread(profile),
         "initContainers": [_download_container(spec, image, pull_policy)],
         "containers": [_serve_container(spec, image, pull_policy, shape)],
         "volumes": _volumes(profile),

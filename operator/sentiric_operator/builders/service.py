@@ -70,4 +70,8 @@ def endpoints(profile: Profile) -> dict[str, str]:
         "grpc": f"{host}:{GRPC_PORT}",
         "http": f"http://{host}:{HTTP_PORT}",
         "headless": f"{headless_service_name(profile)}.{profile.namespace}.svc:{GRPC_PORT}",
+        # The gRPC target a balanced client (round robin, session affinity) is given.
+        "grpcBalanced": (
+            f"dns:///{headless_service_name(profile)}.{profile.namespace}.svc:{GRPC_PORT}"
+        ),
     }

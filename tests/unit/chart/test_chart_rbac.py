@@ -18,6 +18,7 @@ EXPECTED_NAMESPACED = {
     ("apps", "deployments"): {"list", "watch", "create", "patch"},
     ("", "pods"): {"list", "watch"},
     ("monitoring.coreos.com", "servicemonitors"): {"create", "patch", "delete"},
+    ("policy", "poddisruptionbudgets"): {"create", "patch", "delete"},
     ("", "events"): {"create"},
 }
 EXPECTED_CLUSTER_ONLY = {

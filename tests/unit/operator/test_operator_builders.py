@@ -180,7 +180,14 @@ def test_deployment_runs_download_then_serve_with_the_same_config() -> None:
         "--config",
         "/etc/sentiric/engine.yaml",
     ]
-    assert serve["command"] == ["sentiric-llm", "serve", "--config", "/etc/sentiric/engine.yaml"]
+    assert serve["command"] == [
+        "sentiric-llm",
+        "serve",
+        "--config",
+        "/etc/sentiric/engine.yaml",
+        "--shutdown-grace",
+        "25",
+    ]
     assert download["image"] == serve["image"] == IMAGE
     assert {p["name"]: p["containerPort"] for p in serve["ports"]} == {"http": 16070, "grpc": 16071}
     assert download["terminationMessagePolicy"] == "FallbackToLogsOnError"
@@ -360,6 +367,7 @@ def test_services_cluster_ip_and_headless() -> None:
         "grpc": "chat.ai.svc:16071",
         "http": "http://chat.ai.svc:16070",
         "headless": "chat-headless.ai.svc:16071",
+        "grpcBalanced": "dns:///chat-headless.ai.svc:16071",
     }
 
 

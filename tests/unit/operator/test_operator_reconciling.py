@@ -82,9 +82,14 @@ class _RecordingApi:
 
     def __init__(self) -> None:
         self.applied: list[dict[str, Any]] = []
+        self.deleted: list[tuple[str, str, str, str]] = []
 
     def apply(self, manifest: dict[str, Any]) -> None:
         self.applied.append(manifest)
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        self.deleted.append((api_version, kind, namespace, name))
+        return False
 
 
 @pytest.mark.parametrize(("gpu", "expected"), [(0, "cpu:9"), (1, "cuda:9")])

@@ -37,6 +37,9 @@ class _Api:
         self.status = status
         self.applied: list[dict[str, Any]] = []
 
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        return False  # the PodDisruptionBudget of a one-replica profile: there is none
+
     def patch_profile_status(
         self, namespace: str, name: str, changes: dict[str, Any]
     ) -> dict[str, Any]:
