@@ -107,6 +107,22 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         {"auth": {"apiKeySecretRef": {"key": "keys"}}},
         "spec.auth.apiKeySecretRef.name: Required value",
     ),
+    (
+        "termination-grace-shorter-than-the-drain",
+        {
+            "shutdown": {
+                "drainDelaySeconds": 10,
+                "graceSeconds": 30,
+                "terminationGracePeriodSeconds": 20,
+            }
+        },
+        "terminationGracePeriodSeconds must be at least drainDelaySeconds + graceSeconds",
+    ),
+    (
+        "shutdown-grace-zero",
+        {"shutdown": {"graceSeconds": 0}},
+        "spec.shutdown.graceSeconds: Invalid value",
+    ),
 ]
 
 

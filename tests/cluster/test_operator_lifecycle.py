@@ -486,6 +486,64 @@ def test_scale_subresource(kube: Kube, operator: OperatorProcess) -> None:
     kube.wait_condition("scaled", "Ready", "True", "AllReplicasReady", timeout=60)
 
 
+def test_disruption_budget_follows_replicas_and_pods_drain_safely(
+    kube: Kube, operator: OperatorProcess
+) -> None:
+    """Scale to 2: a PodDisruptionBudget; back to 1: gone. The pod template carries the
+    preStop drain, the grace period and the spread, as the real API server stored them."""
+    ns = kube.namespace
+    kube.apply(
+        llm_profile(
+            kube,
+            "spread",
+            shutdown={"drainDelaySeconds": 7, "graceSeconds": 40},
+        )
+    )
+    kube.wait_condition("spread", "Ready", "True", timeout=120)
+    policy = client.PolicyV1Api(kube.core.api_client)
+
+    def budget() -> Any:
+        try:
+            return policy.read_namespaced_pod_disruption_budget("spread", ns)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    assert budget() is None  # one replica: a budget would block every node drain
+    template = kube.apps.read_namespaced_deployment("spread", ns).spec.template.spec
+    assert template.termination_grace_period_seconds == 7 + 40 + 10
+    serve = template.containers[0]
+    assert serve.lifecycle.pre_stop._exec.command == ["/bin/sh", "-c", "kill -USR1 1 && sleep 7"]
+    assert serve.command[-2:] == ["--shutdown-grace", "40"]
+    assert [
+        (c.topology_key, c.when_unsatisfiable) for c in template.topology_spread_constraints
+    ] == [
+        ("kubernetes.io/hostname", "ScheduleAnyway"),
+        ("topology.kubernetes.io/zone", "ScheduleAnyway"),
+    ]
+    endpoints = kube.profile("spread")["status"]["endpoints"]
+    assert endpoints["grpcBalanced"] == f"dns:///spread-headless.{ns}.svc:16071"
+
+    kube.cluster.kubectl("-n", ns, "scale", "llmp", "spread", "--replicas=2")
+    kube.cluster.wait_for(lambda: budget() is not None, timeout=30, message="a PDB at 2 replicas")
+    pdb = budget()
+    assert pdb.spec.max_unavailable == 1
+    assert pdb.spec.selector.match_labels == {
+        "app.kubernetes.io/name": "sentiric-llm",
+        INSTANCE: "spread",
+    }
+    assert pdb.metadata.owner_references[0].kind == "LLMProfile"
+    # The disruption controller of the real kube-controller-manager evaluates it.
+    kube.cluster.wait_for(
+        lambda: (budget().status.expected_pods or 0) == 2,
+        timeout=90,
+        message="the disruption controller counted both pods",
+    )
+    kube.cluster.kubectl("-n", ns, "scale", "llmp", "spread", "--replicas=1")
+    kube.cluster.wait_for(lambda: budget() is None, timeout=30, message="the PDB gone at 1")
+
+
 def test_gpu_profiles_schedule_on_the_gpu_node_or_explain_why_not(
     kube: Kube, operator: OperatorProcess
 ) -> None:
