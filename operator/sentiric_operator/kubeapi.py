@@ -2,9 +2,10 @@
 
 Every call the operator makes is here, so its RBAC can be read off this file:
   - configmaps, persistentvolumeclaims, services (core), deployments (apps),
-    poddisruptionbudgets (policy), servicemonitors (monitoring.coreos.com): get (via
-    apply), create/patch (server-side apply), delete (the ServiceMonitor when monitoring
-    is switched off, the PodDisruptionBudget when replicas drop to one);
+    poddisruptionbudgets (policy), horizontalpodautoscalers (autoscaling),
+    servicemonitors (monitoring.coreos.com): get (via apply), create/patch (server-side
+    apply), delete (the ServiceMonitor when monitoring is switched off, the
+    PodDisruptionBudget when replicas drop to one, the HPA when autoscaling is removed);
   - llmprofiles (llm.sentiric.ai): get, patch (removing legacy finalizers), and patch of
     llmprofiles/status;
   - discovery of monitoring.coreos.com/v1 (allowed to every authenticated user).
@@ -41,6 +42,7 @@ _PLURALS = {
     "Deployment": "deployments",
     "ServiceMonitor": "servicemonitors",
     "PodDisruptionBudget": "poddisruptionbudgets",
+    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "LLMProfile": PLURAL,
 }
 

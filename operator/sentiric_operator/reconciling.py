@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sentiric_operator import builders
+from sentiric_operator.builders.autoscaling import HPA_API_VERSION
 from sentiric_operator.builders.configmap import config_checksum, config_data
 from sentiric_operator.builders.disruption import PDB_API_VERSION
 from sentiric_operator.builders.labels import (
+    autoscaler_name,
     deployment_name,
     disruption_budget_name,
     service_monitor_name,
@@ -129,6 +131,12 @@ def apply_children(
     shape = known_shape(profile, previous)
     for manifest in builders.children(profile, images=images, shape=shape):
         api.apply(manifest)
+    if profile.spec.autoscaling is not None:
+        api.apply(builders.horizontal_autoscaler(profile))
+    else:
+        api.delete(
+            HPA_API_VERSION, "HorizontalPodAutoscaler", profile.namespace, autoscaler_name(profile)
+        )
     if builders.wants_disruption_budget(profile):
         api.apply(builders.disruption_budget(profile))
     else:

@@ -153,6 +153,35 @@ class TLSSpec(_Spec):
     client_ca_secret_name: str | None = Field(default=None, alias="clientCASecretName")
 
 
+# A default autoscaling target when engine.parallel is automatic (0): the plan's
+# sequences are only known in the pod, and four is what small CPU profiles run.
+DEFAULT_AUTOSCALING_TARGET = 4
+
+
+class AutoscalingSpec(_Spec):
+    """A HorizontalPodAutoscaler on requests in flight per pod (running plus waiting)."""
+
+    min_replicas: int = Field(default=1, ge=1, le=1000)
+    max_replicas: int = Field(ge=1, le=1000)
+    # Requests in flight per replica to aim at; unset: engine.parallel (every sequence busy).
+    target: int | None = Field(default=None, ge=1, le=100000)
+    # How long load must stay low before replicas are removed (a replica is slow to come back).
+    scale_down_delay: str = Field(default="5m", pattern=r"^[0-9]+(s|m|h)$")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSpec:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("autoscaling.maxReplicas must be at least minReplicas")
+        if self.scale_down_seconds > 3600:
+            raise ValueError("autoscaling.scaleDownDelay must be at most 1h")
+        return self
+
+    @property
+    def scale_down_seconds(self) -> int:
+        number, unit = int(self.scale_down_delay[:-1]), self.scale_down_delay[-1]
+        return number * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
 # Seconds the serve container keeps delivering its last bytes after its grace
 # (sentiric_inference.app._CONNECTION_DRAIN_S), plus a margin for the process to exit.
 SHUTDOWN_TAIL_S = 10
@@ -209,6 +238,7 @@ class ProfileSpec(_Spec):
     tls: TLSSpec | None = None
     auth: AuthSpec = AuthSpec()
     shutdown: ShutdownSpec = ShutdownSpec()
+    autoscaling: AutoscalingSpec | None = None
 
     @model_validator(mode="after")
     def _cross_field(self) -> ProfileSpec:
@@ -222,6 +252,12 @@ class ProfileSpec(_Spec):
         # The CRD can only see the schema's root; its bounds and metaschema are checked here.
         check_response_format(self.prompt, self.server.limits)
         return self
+
+
+def autoscaling_target(spec: ProfileSpec) -> int:
+    """Requests in flight per replica the autoscaler aims at (its own, else parallel)."""
+    own = spec.autoscaling.target if spec.autoscaling is not None else None
+    return own or spec.engine.parallel or DEFAULT_AUTOSCALING_TARGET
 
 
 @dataclass(frozen=True)

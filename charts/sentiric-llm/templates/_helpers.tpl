@@ -144,6 +144,10 @@ helm end-to-end test runs the operator under exactly these rules.
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [create, patch, delete]
+# spec.autoscaling; deleted when a profile drops it.
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [create, patch, delete]
 # Deleted when a profile switches monitoring off.
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors]

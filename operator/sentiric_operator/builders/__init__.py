@@ -6,6 +6,7 @@ from typing import Any
 
 from sentiric_inference.engine.sizing import ModelShape
 
+from sentiric_operator.builders.autoscaling import horizontal_autoscaler
 from sentiric_operator.builders.configmap import configmap, engine_config
 from sentiric_operator.builders.deployment import InferenceImages, deployment
 from sentiric_operator.builders.disruption import disruption_budget, wants_disruption_budget
@@ -24,6 +25,7 @@ __all__ = [
     "endpoints",
     "engine_config",
     "headless_service",
+    "horizontal_autoscaler",
     "pvc",
     "selector_string",
     "service",

@@ -47,6 +47,10 @@ def disruption_budget_name(profile: Profile) -> str:
     return profile.name
 
 
+def autoscaler_name(profile: Profile) -> str:
+    return profile.name
+
+
 def selector_labels(profile_name: str) -> dict[str, str]:
     """The labels that pick a profile's pods; immutable in a Deployment, so never extended."""
     return {"app.kubernetes.io/name": APP_NAME, INSTANCE_LABEL: profile_name}

@@ -19,6 +19,7 @@ EXPECTED_NAMESPACED = {
     ("", "pods"): {"list", "watch"},
     ("monitoring.coreos.com", "servicemonitors"): {"create", "patch", "delete"},
     ("policy", "poddisruptionbudgets"): {"create", "patch", "delete"},
+    ("autoscaling", "horizontalpodautoscalers"): {"create", "patch", "delete"},
     ("", "events"): {"create"},
 }
 EXPECTED_CLUSTER_ONLY = {
