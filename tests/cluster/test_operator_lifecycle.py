@@ -544,6 +544,60 @@ def test_disruption_budget_follows_replicas_and_pods_drain_safely(
     kube.cluster.wait_for(lambda: budget() is None, timeout=30, message="the PDB gone at 1")
 
 
+def test_the_real_hpa_controller_scales_the_profile(kube: Kube, operator: OperatorProcess) -> None:
+    """spec.autoscaling -> an HPA that the local kube-controller-manager's HPA controller runs.
+
+    This cluster has no custom-metrics API (no Prometheus, no prometheus-adapter: neither is
+    built here), so the controller cannot read sentiric_llm_requests_in_flight and says so
+    (ScalingActive False, FailedGetPodsMetric). What it does without metrics is real and
+    shown: it reads the LLMProfile's scale subresource and raises spec.replicas to
+    minReplicas, and the operator carries that to the Deployment.
+    """
+    ns = kube.namespace
+    kube.apply(llm_profile(kube, "auto", autoscaling={"minReplicas": 2, "maxReplicas": 3}))
+    autoscaling = client.AutoscalingV2Api(kube.core.api_client)
+
+    def hpa() -> Any:
+        try:
+            return autoscaling.read_namespaced_horizontal_pod_autoscaler("auto", ns)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    kube.cluster.wait_for(lambda: hpa() is not None, timeout=60, message="the HPA exists")
+    spec = hpa().spec
+    assert (spec.scale_target_ref.kind, spec.scale_target_ref.name) == ("LLMProfile", "auto")
+    assert spec.metrics[0].pods.metric.name == "sentiric_llm_requests_in_flight"
+    assert spec.metrics[0].pods.target.average_value == "4"
+    kube.cluster.wait_for(
+        lambda: kube.profile("auto")["spec"]["replicas"] == 2,
+        timeout=90,
+        message="the HPA controller raised spec.replicas to minReplicas",
+    )
+    kube.cluster.wait_for(
+        lambda: kube.apps.read_namespaced_deployment("auto", ns).spec.replicas == 2,
+        timeout=30,
+        message="the operator scaled the Deployment to 2",
+    )
+
+    def conditions() -> dict[str, tuple[str, str]]:
+        found = hpa().status.conditions or []
+        return {c.type: (c.status, c.reason) for c in found}
+
+    kube.cluster.wait_for(
+        lambda: conditions().get("ScalingActive", ("", ""))[1] == "FailedGetPodsMetric",
+        timeout=60,
+        message="the HPA controller reports the missing custom metric",
+    )
+    assert conditions()["AbleToScale"][0] == "True"
+    # Dropping spec.autoscaling removes the HPA.
+    kube.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, "auto", {"spec": {"autoscaling": None}}
+    )
+    kube.cluster.wait_for(lambda: hpa() is None, timeout=30, message="the HPA is deleted")
+
+
 def test_gpu_profiles_schedule_on_the_gpu_node_or_explain_why_not(
     kube: Kube, operator: OperatorProcess
 ) -> None:
