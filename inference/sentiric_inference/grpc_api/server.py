@@ -35,6 +35,10 @@ _OPTIONS: Final = (
     # Long-lived client channels ping to keep connections through idle proxies; allow it.
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    # A connection is asked to go away (GOAWAY) after 5 minutes; streams on it run on (no
+    # age grace is set). The client reconnects and resolves its target again, so round-robin
+    # clients of a headless Service find replicas added since they connected.
+    ("grpc.max_connection_age_ms", 300_000),
 )
 
 
