@@ -228,3 +228,35 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+def test_the_cli_pins_a_session_and_refuses_a_bad_target(servers: list[ServerHandle]) -> None:
+    import subprocess
+    import sys
+
+    def generate(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sentiric_inference",
+                "generate",
+                "Hi",
+                "--max-tokens",
+                "2",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    for _ in range(3):
+        done = generate("--target", _ipv4(servers), "--session", "cli-call")
+        assert done.returncode == 0, done.stderr
+        assert "finish_reason=length" in done.stderr
+    assert len(_served(servers)["cli-call"]) == 1
+    bad = generate("--target", "ipv4:chat:16071", "--session", "cli-call")
+    assert bad.returncode == 2
+    assert "is not an IP address" in bad.stderr
