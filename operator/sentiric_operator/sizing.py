@@ -149,6 +149,8 @@ class PodPlan:
     kv_cache_type: str
     kv_bytes: int
     compute_bytes: int
+    # The embedding context (engine.embeddings), counted with the pod's memory.
+    embedding_bytes: int
     weights_bytes: int
     automatic: tuple[str, ...]
     fits: bool
@@ -197,7 +199,7 @@ def plan_for(spec: ProfileSpec, shape: ModelShape) -> PodPlan:
         # process, the CUDA runtime, the rest of the layers and the output buffers (counted
         # with the compute estimate, an upper bound for the host's share).
         memory = PROCESS_BYTES + GPU_HOST_BYTES + plan.compute_bytes + int(layered * (1 - on_gpu))
-        gpu_memory: int | None = int(layered * on_gpu) + plan.compute_bytes
+        gpu_memory: int | None = int(layered * on_gpu) + plan.compute_bytes + plan.embedding_bytes
     else:
         # Weights are mmapped: page cache that must stay resident for decoding speed.
         memory = plan.total_bytes
@@ -209,6 +211,7 @@ def plan_for(spec: ProfileSpec, shape: ModelShape) -> PodPlan:
         kv_cache_type=plan.kv_cache_type,
         kv_bytes=plan.kv_bytes,
         compute_bytes=plan.compute_bytes,
+        embedding_bytes=plan.embedding_bytes,
         weights_bytes=plan.weights_bytes,
         automatic=plan.automatic,
         fits=plan.fits,

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ..errors import EngineFailure, InvalidRequestError, NotReadyError, PromptTo
 from ..metrics import Metrics
 from .backends import Backends, gpu_free_memory, llama_cpp_python_version
 from .cpus import available_cpus
+from .embedding import Embedder, EmbeddingInfo
 from .jobs import Job, Sink
 from .memory import memory_budget
 from .native import Context, Model, gpu_offload_supported, init_backend, resolve_threads
@@ -65,6 +67,9 @@ class Engine:
         self._model: Model | None = None
         self._ctx: Context | None = None
         self._scheduler: Scheduler | None = None
+        self._embedder: Embedder | None = None
+        # Why embeddings are not served ("" while they are, or before load).
+        self._embeddings_off = "" if settings.embeddings else "engine.embeddings is false"
         self._info: ModelInfo | None = None
         self._ready = False
         self._closed = False
@@ -137,12 +142,16 @@ class Engine:
             on_crash=self._crashed,
             sampling_threads=sampling_threads,
         )
+        embedder = self._start_embedder(model, s) if s.embeddings else None
         with self._lock:
             if self._closed:
+                if embedder is not None:
+                    embedder.close()
                 ctx.close()
                 model.close()
                 raise EngineFailure("the engine was closed while the model was loading")
             self._model, self._ctx, self._scheduler, self._info = model, ctx, scheduler, info
+            self._embedder = embedder
             scheduler.start()
             self._ready = True
             self._reason = ""
@@ -156,6 +165,26 @@ class Engine:
             ctx.n_batch,
             sampling_threads,
         )
+
+    def _start_embedder(self, model: Model, s: EngineSettings) -> Embedder | None:
+        """The embedding context and its thread; a model that cannot embed only loses them."""
+        # Half the cores: embedding batches then slow generation down, never stall it.
+        threads = max(1, resolve_threads(s.threads) // 2)
+        try:
+            embedder = Embedder(model, threads=threads, max_queue=max(s.max_queue, 4))
+        except EngineFailure as exc:
+            self._embeddings_off = f"this model cannot embed: {exc.message}"
+            log.warning("embeddings are off: %s", exc.message)
+            return None
+        info = embedder.info
+        log.info(
+            "embeddings: %d dimensions, %s pooling, inputs up to %d tokens, %d per decode",
+            info.dimensions,
+            info.pooling,
+            info.max_input_tokens,
+            info.sequences,
+        )
+        return embedder
 
     def _report_backends(self, backends: Backends) -> None:
         log.info("llama.cpp backends: %s", backends.summary())
@@ -211,7 +240,10 @@ class Engine:
             self._ready = False
             self._reason = "stopped"
             scheduler, ctx, model = self._scheduler, self._ctx, self._model
+            embedder, self._embedder = self._embedder, None
         self._metrics.model_ready.set(0)
+        if embedder is not None:
+            embedder.close()
         if scheduler is not None and not scheduler.close():
             return  # leak rather than free memory a running llama_decode still uses
         if ctx is not None:
@@ -287,6 +319,45 @@ class Engine:
                     param=f"tokens[{index}]",
                 )
         return model
+
+    @property
+    def embedding_info(self) -> EmbeddingInfo | None:
+        """The embedding context's shape, None while embeddings are not served."""
+        embedder = self._embedder
+        return embedder.info if embedder is not None and self._ready else None
+
+    @property
+    def embeddings_off_reason(self) -> str:
+        """Why embeddings are not served ("" when they are)."""
+        if self.embedding_info is not None:
+            return ""
+        return self._embeddings_off or self._reason or "the model is not loaded"
+
+    def embed(self, inputs: Sequence[Sequence[int]]) -> Future[list[list[float]]]:
+        """Queue token lists for the embedding worker; one L2-normalised vector per input.
+
+        Ids and lengths are checked here (InvalidRequestError naming `input[i]`); a full
+        queue raises OverloadedError. Safe on any thread; await it with asyncio.wrap_future.
+        """
+        embedder, model = self._embedder, self._model
+        if not self._ready or embedder is None or model is None:
+            raise NotReadyError(self.embeddings_off_reason)
+        limit = embedder.info.max_input_tokens
+        for index, tokens in enumerate(inputs):
+            if not tokens:
+                raise InvalidRequestError(f"input[{index}] is empty", param=f"input[{index}]")
+            if len(tokens) > limit:
+                raise PromptTooLongError(
+                    f"input[{index}] is {len(tokens)} tokens; this server embeds at most "
+                    f"{limit} tokens per input",
+                    param=f"input[{index}]",
+                )
+            if min(tokens) < 0 or max(tokens) >= model.n_vocab:
+                raise InvalidRequestError(
+                    f"input[{index}] holds token ids outside [0, {model.n_vocab})",
+                    param=f"input[{index}]",
+                )
+        return embedder.submit(inputs)
 
     def build_sampler(self, request: GenerationRequest) -> Chain:
         """Validate a request and build its sampler chain; safe on any thread.

@@ -43,6 +43,9 @@ PARALLEL_CAP_CPU = 8
 # Prefer this many sequences over a longer context when memory forces a choice.
 PARALLEL_PREFERRED_GPU = 4
 PARALLEL_PREFERRED_CPU = 2
+# The embedding context (engine/embedding.py): its KV cells, one micro-batch of this many
+# tokens, and as many outputs (every token of a pooled input is an output row).
+EMBEDDING_TOKENS = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,12 @@ class ModelShape:
         logits = max(outputs, ubatch) * self.n_vocab * 4 * 2
         return activations + logits
 
+    def embedding_bytes(self, kv_type: str = "f16") -> int:
+        """What engine.embeddings costs: the embedding context's KV cells and buffers."""
+        tokens = min(EMBEDDING_TOKENS, self.n_ctx_train)
+        kv = int(tokens * self.kv_bytes_per_token(kv_type))
+        return kv + self.compute_bytes(tokens, tokens)
+
 
 @dataclass(frozen=True, slots=True)
 class Budget:
@@ -126,12 +135,14 @@ class SizingPlan:
     budget: Budget
     fits: bool
     automatic: tuple[str, ...]  # which settings were chosen here ("parallel", "contextSize")
+    # The embedding context (engine.embeddings), 0 when it is off.
+    embedding_bytes: int = 0
 
     @property
     def total_bytes(self) -> int:
-        """Weights (when counted in the budget) + KV + compute + the process itself."""
+        """Weights (when counted in the budget) + KV + compute + embeddings + the process."""
         weights = self.weights_bytes if self.budget.includes_weights else 0
-        return weights + self.kv_bytes + self.compute_bytes + PROCESS_BYTES
+        return weights + self.kv_bytes + self.compute_bytes + self.embedding_bytes + PROCESS_BYTES
 
     def describe(self) -> str:
         mib = 2**20
@@ -139,7 +150,8 @@ class SizingPlan:
         return (
             f"{self.parallel} sequences x {self.context_size} tokens, {self.batch_size}-token "
             f"steps, KV {self.kv_cache_type} {self.kv_bytes / mib:.0f} MiB + compute "
-            f"{self.compute_bytes / mib:.0f} MiB + weights {self.weights_bytes / mib:.0f} MiB "
+            f"{self.compute_bytes / mib:.0f} MiB + embeddings {self.embedding_bytes / mib:.0f} MiB"
+            f" + weights {self.weights_bytes / mib:.0f} MiB "
             f"of {self.budget.bytes / mib:.0f} MiB {self.budget.source} "
             f"({HEADROOM:.0%} kept free; chosen automatically: {chosen})"
             + ("" if self.fits else "; DOES NOT FIT: expect out-of-memory")
@@ -161,6 +173,7 @@ def plan_sizing(
     kv_cache_type: str,
     gpu: bool,
     min_context: int = CONTEXT_MIN,
+    reserved_bytes: int = 0,
 ) -> SizingPlan:
     """Resolve `parallel` / `context_size` of 0 to the largest shape the budget holds.
 
@@ -170,7 +183,8 @@ def plan_sizing(
     sequence of the smallest context is the floor.
     """
     per_token = shape.kv_bytes_per_token(kv_cache_type)
-    usable = _usable(budget, shape)
+    # `reserved_bytes` (the embedding context) comes off the budget before KV cells.
+    usable = _usable(budget, shape) - reserved_bytes
     cap = PARALLEL_CAP_GPU if gpu else PARALLEL_CAP_CPU
     preferred = PARALLEL_PREFERRED_GPU if gpu else PARALLEL_PREFERRED_CPU
     target = min(shape.n_ctx_train, CONTEXT_TARGET_GPU if gpu else CONTEXT_TARGET_CPU)
@@ -219,6 +233,7 @@ def plan_sizing(
         budget=budget,
         fits=kv + compute <= usable,
         automatic=tuple(automatic),
+        embedding_bytes=reserved_bytes,
     )
 
 
@@ -245,4 +260,5 @@ def plan_for_settings(
         kv_cache_type=settings.kv_cache_type,
         gpu=gpu,
         min_context=min_context,
+        reserved_bytes=shape.embedding_bytes() if settings.embeddings else 0,
     )

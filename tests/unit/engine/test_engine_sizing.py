@@ -153,3 +153,36 @@ def test_shape_from_gguf_metadata() -> None:
     assert shape == QWEN25_3B
     with pytest.raises(ValueError, match="GGUF metadata has no qwen2"):
         ModelShape.from_metadata({"general.architecture": "qwen2"}, n_vocab=1, weights_bytes=1)
+
+
+def test_the_embedding_context_is_counted_in_the_plan_and_free_when_off() -> None:
+    from sentiric_inference.config import EngineSettings
+    from sentiric_inference.engine.sizing import plan_for_settings
+
+    shape = QWEN25_3B
+    # 512 KV cells plus a 512-token micro-batch whose every row is an output.
+    assert shape.embedding_bytes() == 512 * shape.kv_bytes_per_token("f16") + (
+        shape.compute_bytes(512, 512)
+    )
+    budget = cpu(4)
+    on = plan_for_settings(
+        shape,
+        budget,
+        EngineSettings(parallel=0, context_size=0),
+        batch_size=64,
+        gpu=False,
+        min_context=CONTEXT_MIN,
+    )
+    off = plan_for_settings(
+        shape,
+        budget,
+        EngineSettings(parallel=0, context_size=0, embeddings=False),
+        batch_size=64,
+        gpu=False,
+        min_context=CONTEXT_MIN,
+    )
+    assert on.embedding_bytes == shape.embedding_bytes() and off.embedding_bytes == 0
+    assert on.total_bytes - on.kv_bytes == off.total_bytes - off.kv_bytes + on.embedding_bytes
+    # The reservation comes out of the KV cells an automatic plan may take.
+    assert on.parallel * on.context_size <= off.parallel * off.context_size
+    assert "embeddings" in on.describe()

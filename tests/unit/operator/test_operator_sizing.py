@@ -107,6 +107,7 @@ def test_plan_is_the_engines_plan_for_the_same_inputs() -> None:
         kv_cache_type="f16",
         gpu=False,
         min_context=spec.sampling.max_tokens + MIN_PROMPT_ROOM,
+        reserved_bytes=QWEN_3B.embedding_bytes(),  # engine.embeddings is on by default
     )
     assert (ours.parallel, ours.context_size, ours.batch_size, ours.kv_bytes) == (
         engine.parallel,
@@ -126,8 +127,13 @@ def test_cpu_without_limit_plans_the_caps_and_requests_their_memory() -> None:
     assert (plan.parallel, plan.context_size) == (8, 4096)
     kv_per_token = 36 * 2 * (128 + 128) * 2
     assert plan.kv_bytes == 8 * 4096 * kv_per_token
+    assert plan.embedding_bytes == QWEN_3B.embedding_bytes() > 0
     assert plan.memory_bytes == (
-        QWEN_3B.weights_bytes + plan.kv_bytes + plan.compute_bytes + PROCESS_BYTES
+        QWEN_3B.weights_bytes
+        + plan.kv_bytes
+        + plan.compute_bytes
+        + plan.embedding_bytes
+        + PROCESS_BYTES
     )
     assert memory_request(spec, QWEN_3B) == mebibytes(plan.memory_bytes)
     assert plan.gpu_memory_bytes is None
@@ -171,7 +177,9 @@ def test_gpu_profile_requests_host_memory_without_the_weights() -> None:
     # GPU caps: 32 sequences of min(trained, 8192) tokens; every layer on the GPU.
     assert (plan.parallel, plan.context_size, plan.batch_size) == (32, 8192, 512)
     assert plan.memory_bytes == PROCESS_BYTES + GPU_HOST_BYTES + plan.compute_bytes
-    assert plan.gpu_memory_bytes == QWEN_3B.weights_bytes + plan.kv_bytes + plan.compute_bytes
+    assert plan.gpu_memory_bytes == (
+        QWEN_3B.weights_bytes + plan.kv_bytes + plan.compute_bytes + plan.embedding_bytes
+    )
     # On a CPU the same plan would hold 11 GiB of weights and KV cells in host memory.
     assert plan.memory_bytes < (QWEN_3B.weights_bytes + plan.kv_bytes) / 5
 
