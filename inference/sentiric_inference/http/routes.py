@@ -22,6 +22,7 @@ from sentiric_inference.protocol.requests import ChatCompletionRequest, Completi
 from sentiric_inference.protocol.responses import ChatCompletion, Completion, ModelList
 from sentiric_inference.serving.keys import ANONYMOUS, Caller
 from sentiric_inference.serving.service import Generation
+from sentiric_inference.serving.tool_output import OutputReader, reader_for
 
 if TYPE_CHECKING:
     from sentiric_inference.metrics import Metrics
@@ -146,18 +147,26 @@ async def _wait_or_disconnect(
 
 
 async def _respond(
-    request: Request, generation: Generation, *, kind: Kind, stream: bool, include_usage: bool
+    request: Request,
+    generation: Generation,
+    *,
+    kind: Kind,
+    stream: bool,
+    include_usage: bool,
+    reader: OutputReader | None = None,
 ) -> Response:
     model = _serving(request).model_name
     if stream:
         return _GenerationResponse(
             generation,
-            stream_sse(generation, kind=kind, model=model, include_usage=include_usage),
+            stream_sse(
+                generation, kind=kind, model=model, include_usage=include_usage, reader=reader
+            ),
         )
     # Not streaming: nothing is sent until the end, so watch for a disconnect ourselves,
     # otherwise an abandoned request would hold its sequence until max_tokens.
     work: asyncio.Task[ChatCompletion | Completion] = asyncio.ensure_future(
-        collect(generation, kind=kind, model=model)
+        collect(generation, kind=kind, model=model, reader=reader)
     )
     try:
         await _wait_or_disconnect(request, work)
@@ -186,7 +195,12 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await _respond(
-        request, generation, kind="chat", stream=body.stream, include_usage=include_usage
+        request,
+        generation,
+        kind="chat",
+        stream=body.stream,
+        include_usage=include_usage,
+        reader=reader_for(chat.tools),
     )
 
 

@@ -29,10 +29,22 @@ from sentiric_inference.protocol.responses import (
     CompletionChoice,
     ErrorBody,
     ErrorResponse,
+    FunctionCall,
+    FunctionCallDelta,
     PromptTokensDetails,
+    ToolCallDelta,
+    ToolCallOut,
     Usage,
 )
 from sentiric_inference.serving.service import Generation
+from sentiric_inference.serving.tool_output import (
+    CallArguments,
+    CallStart,
+    Content,
+    OutputPart,
+    OutputReader,
+    PlainReader,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +56,17 @@ def sse(payload: str) -> bytes:
     return f"data: {payload}\n\n".encode()
 
 
-def wire_finish_reason(reason: FinishReason) -> Literal["stop", "length"] | None:
-    """The OpenAI finish_reason, or None when the request ended in an error instead."""
+Wire = Literal["stop", "length", "tool_calls"]
+
+
+def wire_finish_reason(reason: FinishReason, *, calls: int = 0) -> Wire | None:
+    """The OpenAI finish_reason, or None when the request ended in an error instead.
+
+    A reply that made tool calls and ended by itself finishes with "tool_calls"; one cut
+    off by max_tokens is "length", calls or not (a forced call's arguments may then be cut).
+    """
     if reason is FinishReason.STOP:
-        return "stop"
+        return "tool_calls" if calls else "stop"
     if reason in (FinishReason.LENGTH, FinishReason.CONTEXT_FULL):
         return "length"
     return None
@@ -88,23 +107,20 @@ class _Ids:
 def _chunk(
     ids: _Ids,
     text: str | None,
-    finish: Literal["stop", "length"] | None,
+    finish: Wire | None,
     *,
     role: bool = False,
     usage: Usage | None = None,
     choices: bool = True,
+    call: ToolCallDelta | None = None,
 ) -> bytes:
     if ids.kind == "chat":
-        chat_choices = (
-            [
-                ChatChunkChoice(
-                    delta=ChatDelta(role="assistant" if role else None, content=text),
-                    finish_reason=finish,
-                )
-            ]
-            if choices
-            else []
+        delta = ChatDelta(
+            role="assistant" if role else None,
+            content=text,
+            tool_calls=None if call is None else [call],
         )
+        chat_choices = [ChatChunkChoice(delta=delta, finish_reason=finish)] if choices else []
         return sse(
             ChatCompletionChunk(
                 id=ids.id, created=ids.created, model=ids.model, choices=chat_choices, usage=usage
@@ -118,27 +134,52 @@ def _chunk(
     )
 
 
+def _part_chunk(ids: _Ids, part: OutputPart) -> bytes:
+    if isinstance(part, Content):
+        return _chunk(ids, part.text, None)
+    if isinstance(part, CallStart):
+        call = ToolCallDelta(
+            index=part.index,
+            id=part.id,
+            type="function",
+            function=FunctionCallDelta(name=part.name, arguments=""),
+        )
+    else:
+        call = ToolCallDelta(index=part.index, function=FunctionCallDelta(arguments=part.text))
+    return _chunk(ids, None, None, call=call)
+
+
 async def stream_sse(
-    generation: Generation, *, kind: Kind, model: str, include_usage: bool
+    generation: Generation,
+    *,
+    kind: Kind,
+    model: str,
+    include_usage: bool,
+    reader: OutputReader | None = None,
 ) -> AsyncIterator[bytes]:
-    """SSE body: a role chunk (chat), text chunks, a finish chunk, usage if asked, [DONE].
+    """SSE body: a role chunk (chat), text and tool-call chunks, a finish chunk, usage if
+    asked, [DONE].
 
     Leaving this generator early (the client went away) cancels the generation, so the
     engine frees the sequence at its next step.
     """
     ids = _Ids(kind, model)
+    output = reader if reader is not None else PlainReader()
     try:
         if kind == "chat":
             yield _chunk(ids, "", None, role=True)
         async for event in generation:
             if isinstance(event, TextDelta):
                 if event.text:
-                    yield _chunk(ids, event.text, None)
+                    for part in output.feed(event.text):
+                        yield _part_chunk(ids, part)
                 continue
-            finish = wire_finish_reason(event.reason)
+            finish = wire_finish_reason(event.reason, calls=output.calls)
             if finish is None:
                 yield _error_chunk(failure_of(event))
             else:
+                for part in output.finish():
+                    yield _part_chunk(ids, part)
                 yield _chunk(ids, None if kind == "chat" else "", finish)
                 if include_usage:
                     yield _chunk(ids, None, None, usage=usage_of(event), choices=False)
@@ -151,25 +192,45 @@ async def stream_sse(
         generation.cancel()
 
 
-async def collect(generation: Generation, *, kind: Kind, model: str) -> ChatCompletion | Completion:
+def assistant_message(parts: list[OutputPart]) -> AssistantMessage:
+    """The whole reply: its content (None when it is only calls) and its calls."""
+    content = "".join(part.text for part in parts if isinstance(part, Content))
+    calls: list[ToolCallOut] = []
+    for part in parts:
+        if isinstance(part, CallStart):
+            calls.append(
+                ToolCallOut(id=part.id, function=FunctionCall(name=part.name, arguments=""))
+            )
+        elif isinstance(part, CallArguments):
+            calls[part.index].function.arguments += part.text
+    if not calls:
+        return AssistantMessage(content=content)
+    return AssistantMessage(content=content or None, tool_calls=calls)
+
+
+async def collect(
+    generation: Generation, *, kind: Kind, model: str, reader: OutputReader | None = None
+) -> ChatCompletion | Completion:
     """Wait for the whole answer; raise the mapped error if the generation failed."""
-    parts: list[str] = []
+    texts: list[str] = []
     finished: Finished | None = None
     try:
         async for event in generation:
             if isinstance(event, TextDelta):
-                parts.append(event.text)
+                texts.append(event.text)
             else:
                 finished = event
     finally:
         generation.cancel()
     if finished is None:
         raise EngineFailure("Generation ended without a finish reason.")
-    finish = wire_finish_reason(finished.reason)
+    output = reader if reader is not None else PlainReader()
+    parts = output.feed("".join(texts)) + output.finish()
+    finish = wire_finish_reason(finished.reason, calls=output.calls)
     if finish is None:
         raise failure_of(finished)
     ids = _Ids(kind, model)
-    text = "".join(parts)
+    text = "".join(texts)
     usage = usage_of(finished)
     if kind == "chat":
         return ChatCompletion(
@@ -177,7 +238,7 @@ async def collect(generation: Generation, *, kind: Kind, model: str) -> ChatComp
             created=ids.created,
             model=model,
             usage=usage,
-            choices=[ChatChoice(message=AssistantMessage(content=text), finish_reason=finish)],
+            choices=[ChatChoice(message=assistant_message(parts), finish_reason=finish)],
         )
     return Completion(
         id=ids.id,

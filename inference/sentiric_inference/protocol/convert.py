@@ -15,6 +15,7 @@ from sentiric_inference.protocol.requests import (
     CompletionRequest,
     ResponseFormatBody,
 )
+from sentiric_inference.protocol.tools import check_tool_answers, message_tool_calls, tool_set
 from sentiric_inference.serving.types import ChatInput, ChatTurn, RequestParams, ResponseFormat
 
 _SYSTEM_ROLES = ("system", "developer")
@@ -39,22 +40,15 @@ def _check_chat_features(body: ChatCompletionRequest) -> None:
     refused: list[tuple[str, Any, str]] = [
         ("logprobs", body.logprobs, "log probabilities are not returned."),
         ("top_logprobs", body.top_logprobs, "log probabilities are not returned."),
-        ("tools", body.tools, "tool calling is not available on this server."),
         (
-            "tool_choice",
-            body.tool_choice if body.tool_choice != "none" else None,
-            "tool calling is not available on this server.",
+            "functions",
+            body.functions,
+            "the deprecated function calling API is not served; send 'tools'.",
         ),
-        (
-            "parallel_tool_calls",
-            body.parallel_tool_calls,
-            "tool calling is not available on this server.",
-        ),
-        ("functions", body.functions, "function calling is not available on this server."),
         (
             "function_call",
             body.function_call if body.function_call != "none" else None,
-            "function calling is not available on this server.",
+            "the deprecated function calling API is not served; send 'tool_choice'.",
         ),
         ("audio", body.audio, "only text output is produced."),
         ("prediction", body.prediction, "predicted outputs are not supported."),
@@ -151,25 +145,42 @@ def _params(
     )
 
 
+def _turn(message: ChatMessage, index: int) -> ChatTurn:
+    return ChatTurn(
+        role="system" if message.role in _SYSTEM_ROLES else message.role,  # type: ignore[arg-type]
+        content=_text_of(message, index),
+        tool_calls=message_tool_calls(message, index),
+        tool_call_id=message.tool_call_id if message.role == "tool" else None,
+    )
+
+
 def chat_request(body: ChatCompletionRequest) -> tuple[ChatInput, RequestParams]:
-    """Split OpenAI messages into DESIGN §4's parts: system, history, last user prompt."""
+    """Split OpenAI messages into DESIGN §4's parts: system, history, last user prompt
+    (or, when the conversation ends with tool results, no user prompt)."""
     _check_common(body)
     _check_chat_features(body)
+    tools, tools_chars = tool_set(body)
     messages = body.messages
     for index, message in enumerate(messages):
-        if message.role in ("tool", "function"):
+        if message.role == "function":
             raise _unsupported(
                 f"messages[{index}].role",
-                f"role '{message.role}' needs tool calling, which this server does not offer.",
+                "role 'function' belongs to the deprecated function calling API; send "
+                "'tool' messages.",
             )
-        if message.tool_calls:
-            raise _unsupported(f"messages[{index}].tool_calls", "tool calling is not available.")
+    check_tool_answers(messages)
     last = len(messages) - 1
-    if messages[last].role != "user":
+    if messages[last].role not in ("user", "tool"):
         raise InvalidRequestError(
             f"'messages[{last}].role' is '{messages[last].role}': the last message must come "
-            "from the user.",
+            "from the user (or be a tool result).",
             param=f"messages[{last}].role",
+        )
+    ends_with_tool = messages[last].role == "tool"
+    if ends_with_tool and body.rag_context is not None:
+        raise InvalidRequestError(
+            "'rag_context' wraps the last user message; this conversation ends with a tool result.",
+            param="rag_context",
         )
     system_parts: list[str] = []
     start = 0
@@ -177,11 +188,8 @@ def chat_request(body: ChatCompletionRequest) -> tuple[ChatInput, RequestParams]
         system_parts.append(_text_of(messages[start], start))
         start += 1
     history = tuple(
-        ChatTurn(
-            role="system" if m.role in _SYSTEM_ROLES else m.role,  # type: ignore[arg-type]
-            content=_text_of(m, start + offset),
-        )
-        for offset, m in enumerate(messages[start:last])
+        _turn(m, start + offset)
+        for offset, m in enumerate(messages[start : last + 1 if ends_with_tool else last])
     )
     if (
         body.max_tokens is not None
@@ -202,12 +210,14 @@ def chat_request(body: ChatCompletionRequest) -> tuple[ChatInput, RequestParams]
         "prompt": "messages",
     }
     chat = ChatInput(
-        user_prompt=_text_of(messages[last], last),
+        user_prompt="" if ends_with_tool else _text_of(messages[last], last),
         system_prompt="\n\n".join(system_parts) or None,
         history=history,
         rag_context=None
         if body.rag_context is None
         else checked_text(body.rag_context, "rag_context"),
+        tools=tools,
+        tools_chars=tools_chars,
     )
     return chat, _params(body, max_tokens, names)
 

@@ -68,7 +68,7 @@ def _schema_gbnf(schema_json: str, field: str) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        grammar: str = _strict_strings(json_schema_to_gbnf(schema_json))
+        grammar: str = strict_strings(json_schema_to_gbnf(schema_json))
     except RecursionError as exc:
         raise InvalidRequestError(
             f"'{field}' refers to itself too deeply to be turned into a grammar.", param=field
@@ -89,7 +89,7 @@ _LOOSE_CHAR = 'char ::= [^"\\\\] '
 _STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] '
 
 
-def _strict_strings(grammar: str) -> str:
+def strict_strings(grammar: str) -> str:
     lines = grammar.split("\n")
     for index, line in enumerate(lines):
         if line.startswith(_LOOSE_CHAR):

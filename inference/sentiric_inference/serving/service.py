@@ -34,7 +34,8 @@ from sentiric_inference.serving.grammar import grammar_for
 from sentiric_inference.serving.keys import ANONYMOUS, Caller
 from sentiric_inference.serving.params import resolve_params
 from sentiric_inference.serving.preparing import Preparer
-from sentiric_inference.serving.prompting import ChatTemplate, build_messages
+from sentiric_inference.serving.prompting import ChatTemplate
+from sentiric_inference.serving.tool_grammar import tool_grammar
 from sentiric_inference.serving.types import ChatInput, RequestParams, ResponseFormat, chat_chars
 
 if TYPE_CHECKING:
@@ -311,8 +312,7 @@ class Serving:
 
     def render_chat(self, chat: ChatInput) -> str:
         """The prompt text for a chat, with the model's template (exposed for tests/tools)."""
-        template = self._chat_template()
-        return template.render(build_messages(chat, self.config.prompt))
+        return self._chat_template().render_chat(chat, self.config.prompt)
 
     async def start_chat(
         self,
@@ -330,9 +330,10 @@ class Serving:
         try:
             self._check_ready()
             ticket = self.access.admit(caller)
-            if not chat.user_prompt:
+            if not chat.user_prompt and not chat.answers_tools:
                 wire = names.get("user_prompt", "user_prompt")
                 raise InvalidRequestError(f"'{wire}' must not be empty.", param=wire)
+            params = self._with_tools(chat, params)
             prompt_param = names.get("prompt", "messages")
             rag = len(chat.rag_context or "")
             # A refusal names the part that is too long: retrieved documents, or the messages.
@@ -347,6 +348,7 @@ class Serving:
                 prompt_param=prompt_param,
                 ticket=ticket,
                 tenant=caller.name,
+                grammar=None if chat.tools is None else lambda: self._tool_grammar(chat),
             )
         except SentiricError as exc:
             self.metrics.requests_total.labels(api, refusal_outcome(exc)).inc()
@@ -403,6 +405,26 @@ class Serving:
                 ticket.release("cancelled")
             raise
 
+    def _with_tools(self, chat: ChatInput, params: RequestParams) -> RequestParams:
+        """The params of a request offering tools: a response_format cannot hold calls, so
+        one sent with tools is refused, and the profile's default format does not apply."""
+        if chat.tools is None or not chat.tools.offered:
+            return params
+        fmt = params.response_format
+        if fmt is not None and fmt.type != "text":
+            wire = params.field_names.get("response_format", "response_format")
+            raise InvalidRequestError(
+                f"'{wire}' cannot be combined with 'tools' (a reply may be a tool call); "
+                "send tool_choice 'none' to get formatted text instead.",
+                param=wire,
+            )
+        return replace(params, response_format=ResponseFormat(type="text"))
+
+    def _tool_grammar(self, chat: ChatInput) -> str | None:
+        # On a preparation worker: checks every tool's schema; a grammar for forced calls.
+        assert chat.tools is not None
+        return tool_grammar(chat.tools, self.limits)
+
     def prompt_chars_limit(self) -> int:
         """server.limits.maxPromptChars, or its automatic value for the loaded context."""
         return self.limits.max_prompt_chars or CHARS_PER_TOKEN * self.engine.info.context_size
@@ -432,7 +454,10 @@ class Serving:
         prompt_param: str,
         ticket: Ticket | None = None,
         tenant: str = "",
+        grammar: Callable[[], str | None] | None = None,
     ) -> Generation:
+        """Prepare on a worker and submit; `grammar`, when given, replaces the grammar of
+        the response_format (tool calls)."""
         format_param = params.field_names.get("response_format", "response_format")
         if params.response_format is None and self.default_format is not None:
             params = replace(params, response_format=self.default_format)
@@ -440,6 +465,8 @@ class Serving:
         def prepare() -> tuple[GenerationRequest, Chain]:
             # On a preparation worker: everything here costs CPU in proportion to the input.
             sampling = resolve_params(params, self.config.sampling, self.limits)
+            if grammar is not None:
+                sampling = replace(sampling, grammar=grammar())
             request = self._request(tokens(), sampling, api, request_id, prompt_param, tenant)
             try:
                 return request, self.engine.build_sampler(request)
@@ -475,13 +502,15 @@ class Serving:
         caller's text never does (serving/prompting.py)."""
         template = self._chat_template()
         rendered = template.render_segments(chat, self.config.prompt)
-        for text in rendered.unsplit:
-            plain = self._tokenize(text, param, add_special=False, parse_special=False)
-            if plain != self._tokenize(text, param, add_special=False, parse_special=True):
+        checked = [(text, param) for text in rendered.unsplit]
+        checked += [(text, param if f == "messages" else f) for text, f in rendered.structured]
+        for text, where in checked:
+            plain = self._tokenize(text, where, add_special=False, parse_special=False)
+            if plain != self._tokenize(text, where, add_special=False, parse_special=True):
                 raise InvalidRequestError(
-                    f"'{param}' contains the model's control-token text, which this model's "
+                    f"'{where}' contains the model's control-token text, which this model's "
                     "chat template cannot keep apart from its own.",
-                    param=param,
+                    param=where,
                 )
         first = rendered.segments[0].text if rendered.segments else ""
         # A template that writes BOS itself must not get a second one from the tokenizer.

@@ -13,9 +13,65 @@ Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call an assistant turn made earlier in the conversation (OpenAI tool_calls)."""
+
+    id: str
+    name: str
+    # The arguments as the client sent them (a JSON text) and parsed: templates render the
+    # parsed value (Qwen's writes `arguments | tojson`).
+    arguments_json: str
+    arguments: Any
+
+
+@dataclass(frozen=True, slots=True)
 class ChatTurn:
     role: Role
     content: str
+    # An assistant turn's function calls, and the call a `tool` turn answers.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One function the model may call; `parameters` is its arguments' JSON schema."""
+
+    name: str
+    description: str | None
+    parameters: dict[str, Any]
+    # The tool as the template receives it: OpenAI's {"type": "function", "function": {...}}.
+    definition: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSet:
+    """The request's tools and how they may be used (OpenAI tool_choice).
+
+    choice: "auto" (the model decides; its output is parsed for calls), "required" (exactly
+    one call to any tool, grammar-constrained), "function" (exactly one call to `forced`) or
+    "none" (the tools are checked but neither shown to the model nor called).
+    """
+
+    tools: tuple[ToolSpec, ...]
+    choice: Literal["auto", "none", "required", "function"] = "auto"
+    forced: str | None = None
+    parallel: bool = True
+
+    @property
+    def offered(self) -> bool:
+        """Whether the model is shown the tools and its reply may hold calls."""
+        return self.choice != "none"
+
+    @property
+    def constrained(self) -> bool:
+        return self.choice in ("required", "function")
+
+    def callable(self) -> tuple[ToolSpec, ...]:
+        """The tools the reply may call."""
+        if self.forced is not None:
+            return tuple(tool for tool in self.tools if tool.name == self.forced)
+        return self.tools
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,16 +80,31 @@ class ChatInput:
     profile system prompt, request system prompt, history, RAG context (through the
     profile's RAG template) wrapped around the user prompt."""
 
+    # Empty only when the conversation ends with tool results (the last turn in `history`
+    # is a `tool` turn): the model then answers them.
     user_prompt: str
     system_prompt: str | None = None
     history: tuple[ChatTurn, ...] = ()
     rag_context: str | None = None
+    # The request's tools (None: it sent none).
+    tools: ToolSet | None = None
+    # Characters of the tool definitions as JSON (counted with the prompt's text).
+    tools_chars: int = 0
+
+    @property
+    def answers_tools(self) -> bool:
+        return not self.user_prompt and bool(self.history) and self.history[-1].role == "tool"
 
 
 def chat_chars(chat: ChatInput) -> int:
     """Characters of caller text in a chat, counted before any of it is rendered."""
     parts = (chat.user_prompt, chat.system_prompt or "", chat.rag_context or "")
-    return sum(map(len, parts)) + sum(len(turn.content) for turn in chat.history)
+    turns = sum(
+        len(turn.content)
+        + sum(len(call.arguments_json) + len(call.name) for call in turn.tool_calls)
+        for turn in chat.history
+    )
+    return sum(map(len, parts)) + turns + chat.tools_chars
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,11 @@ CHAT_CASES: list[tuple[str, dict[str, Any] | str, str | None]] = [
     ("unknown parameter", chat(temprature=0.5), "temprature"),
     ("n > 1", chat(n=2), "n"),
     ("logprobs", chat(logprobs=True), "logprobs"),
-    ("tools", chat(tools=[{"type": "function", "function": {"name": "f"}}]), "tools"),
+    (
+        "tool without a name",
+        chat(tools=[{"type": "function", "function": {"description": "f"}}]),
+        "tools[0].function.name",
+    ),
     (
         "image content",
         chat(

@@ -100,7 +100,7 @@ def test_json_schema_format_takes_the_inner_schema() -> None:
         ({"n": 2}, "n"),
         ({"logprobs": True}, "logprobs"),
         ({"top_logprobs": 2}, "top_logprobs"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({"tools": [{"type": "function", "function": {"name": "f g"}}]}, "tools[0].function.name"),
         ({"tool_choice": "auto"}, "tool_choice"),
         ({"functions": [{"name": "f"}]}, "functions"),
         ({"logit_bias": {"50256": -100}}, "logit_bias"),
@@ -114,7 +114,8 @@ def test_json_schema_format_takes_the_inner_schema() -> None:
                     {"role": "user", "content": "q"},
                 ]
             },
-            "messages[0].role",
+            # A tool result answering no call.
+            "messages[0].tool_call_id",
         ),
         (
             {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
