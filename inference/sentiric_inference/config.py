@@ -83,6 +83,10 @@ class EngineSettings(_Model):
     # A second, small llama.cpp context on the same model for /v1/embeddings and /api/embed
     # (engine/embedding.py): 512 KV cells and its compute buffers, counted in the memory plan.
     embeddings: bool = True
+    # Prompt-lookup speculative decoding (engine/drafting.py): up to this many guessed tokens
+    # ride along with each generating sequence's token in a step and are kept where the model
+    # samples the same; the output is what plain decoding gives. 0 = off.
+    draft_tokens: int = Field(default=0, ge=0, le=16)
 
     @field_validator("batch_size")
     @classmethod

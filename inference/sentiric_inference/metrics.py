@@ -114,6 +114,17 @@ class Metrics:
         self.generated_tokens = Counter(
             f"{PREFIX}_generated_tokens", "Tokens sampled for requests.", registry=r
         )
+        self.draft_tokens = Counter(
+            f"{PREFIX}_draft_tokens",
+            "Tokens guessed by prompt lookup and fed to llama_decode (engine.draftTokens).",
+            registry=r,
+        )
+        self.draft_tokens_accepted = Counter(
+            f"{PREFIX}_draft_tokens_accepted",
+            "Guessed tokens the model sampled too, kept as output; over draft_tokens_total it "
+            "is the draft acceptance rate.",
+            registry=r,
+        )
         self.prefix_cache_hits = Counter(
             f"{PREFIX}_prefix_cache_hits",
             "Requests whose prompt prefix was reused from the KV cache.",

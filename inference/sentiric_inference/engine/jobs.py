@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from .drafting import PromptLookup
 from .text import TextAssembler
 from .types import GenerationEvent, GenerationRequest
 
@@ -34,6 +35,8 @@ class Job:
     pending: int = -1  # sampled token not yet fed back; -1 while the prompt is prefilling
     out_index: int = -1  # this step's logits row in the batch; -1 = nothing to sample
     in_batch: int = 0  # tokens this job put in the current batch
+    draft: list[int] = field(default_factory=list)  # guessed tokens after `pending` this step
+    lookup: PromptLookup | None = None  # its history, for drafting; built on first use
     cancelled: bool = False
     finished: bool = False
     admitted_at: int = field(default=0)  # admission order, for choosing a decode-failure victim

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ..config import EngineSettings
 from ..errors import NotReadyError, OverloadedError
 from ..metrics import Metrics
+from .drafting import PromptLookup
 from .draining import DrainRate
 from .fairness import FairQueue, queue_share
 from .jobs import Job, Outbox
@@ -73,6 +74,7 @@ class Scheduler:
         self._max_queue = settings.max_queue
         self._prefix_cache = settings.prefix_cache
         self._idle_cache_limit = settings.idle_cache_limit
+        self._draft_tokens = settings.draft_tokens
         self._batch = Batch(context.n_batch)
         self._sampler = RowSampler(context, sampling_threads)
         self._slots = [Slot(i) for i in range(settings.parallel)]
@@ -303,10 +305,18 @@ class Scheduler:
         batch = self._batch
         batch.clear()
         slots = self._slots
+        spare = self._draft_room(batch.capacity - plan.tokens)
         for i in plan.generating:
             job = generating[i]
-            job.out_index = batch.add(job.pending, len(slots[job.seq].cached), job.seq, True)
-            job.in_batch = 1
+            pos = len(slots[job.seq].cached)
+            job.out_index = batch.add(job.pending, pos, job.seq, True)
+            # Guessed tokens go right after the real one: a sequence's tokens in a batch must
+            # have consecutive positions, and each needs its logits to be checked.
+            job.draft = self._draft(job, pos, spare) if spare > 0 else []
+            for offset, token in enumerate(job.draft, 1):
+                batch.add(token, pos + offset, job.seq, True)
+            spare -= len(job.draft)
+            job.in_batch = 1 + len(job.draft)
         for job, n in zip(prefilling, plan.prefill, strict=True):
             if n:
                 start, end = job.prompt_done, job.prompt_done + n
@@ -315,6 +325,30 @@ class Scheduler:
                 job.out_index = index if last else -1
                 job.in_batch = n
         return batch.n > 0
+
+    def _draft_room(self, spare: int) -> int:
+        """Batch rows left for guesses: none unless drafting is on, and none when the KV
+        cache is nearly full, since guesses must never cost a request its cells."""
+        if not self._draft_tokens or spare <= 0:
+            return 0
+        free_cells = self._ctx.n_ctx - self.kv_cells_used - self._batch.capacity
+        return max(0, min(spare, free_cells))
+
+    def _draft(self, job: Job, pos: int, spare: int) -> list[int]:
+        params = job.request.params
+        # Past max_tokens or the sequence's context a guess could never be kept.
+        limit = min(
+            self._draft_tokens,
+            spare,
+            params.max_tokens - job.generated - 1,
+            self._context_size - pos - 2,
+        )
+        if limit <= 0:
+            return []
+        if job.lookup is None:
+            job.lookup = PromptLookup(job.prompt)
+            job.lookup.append(job.pending)
+        return job.lookup.draft(limit)
 
     def _decode(self) -> bool:
         n_tokens = self._batch.n
@@ -367,7 +401,7 @@ class Scheduler:
             self._finish(job, FinishReason.ERROR, message)
 
     def _process_outputs(self) -> None:
-        model, outbox, metrics = self._model, self._outbox, self._metrics
+        metrics = self._metrics
         jobs = [job for job in self._running if job.out_index >= 0]
         if not jobs:
             # Prompt chunks only, no logits to wait for: timed to llama_decode's return (on a
@@ -379,25 +413,63 @@ class Scheduler:
         self._ctx.ready_logits(jobs[0].out_index)
         sampling_started = time.perf_counter()
         metrics.step_decode_seconds.observe(sampling_started - self._decode_started)
-        tokens = self._sampler.sample([(job.chain, job.out_index) for job in jobs])
+        firsts = self._sampler.sample([(job.chain, job.out_index) for job in jobs])
+        outputs = [self._verify_draft(job, first) for job, first in zip(jobs, firsts, strict=True)]
         metrics.step_sampling_seconds.observe(time.perf_counter() - sampling_started)
-        for job, token in zip(jobs, tokens, strict=True):
-            job.generated += 1
-            if model.is_eog(token) and not job.request.params.ignore_eos:
-                self._finish_with_tail(job, FinishReason.STOP)
-                continue
-            piece = job.assembler.feed(model.piece(token))
-            if piece.text:
-                outbox.put(job.sink, TextDelta(piece.text, job.generated))
-            if piece.stopped:
-                self._finish(job, FinishReason.STOP)
-            elif job.generated >= job.request.params.max_tokens:
-                self._finish_with_tail(job, FinishReason.LENGTH)
-            elif len(job.prompt) + job.generated >= self._context_size:
-                self._finish_with_tail(job, FinishReason.CONTEXT_FULL)
-            else:
-                job.pending = token
-        metrics.generated_tokens.inc(len(jobs))
+        emitted = 0
+        for job, tokens in zip(jobs, outputs, strict=True):
+            for token in tokens:
+                emitted += 1
+                if not self._emit(job, token):
+                    break
+        metrics.generated_tokens.inc(emitted)
+
+    def _verify_draft(self, job: Job, first: int) -> list[int]:
+        """The tokens this step produced for `job`: the one sampled after its pending token
+        and, while that matches the next guess, one more from the guess's own logits row.
+
+        Each token is sampled from the model's distribution given the tokens actually before
+        it, so the output is what plain decoding gives (token for token at temperature 0).
+        KV cells of guesses that were not kept are removed.
+        """
+        draft = job.draft
+        if not draft:
+            return [first]
+        tokens = [first]
+        while len(tokens) <= len(draft) and tokens[-1] == draft[len(tokens) - 1]:
+            tokens.append(self._ctx.sample(job.chain, job.out_index + len(tokens)))
+        kept = len(tokens) - 1
+        cached = self._slots[job.seq].cached
+        cached.extend(draft[:kept])
+        if kept < len(draft):
+            self._ctx.seq_rm(job.seq, len(cached), -1)
+        job.draft = []
+        self._metrics.draft_tokens.inc(len(draft))
+        self._metrics.draft_tokens_accepted.inc(kept)
+        return tokens
+
+    def _emit(self, job: Job, token: int) -> bool:
+        """Stream one sampled token; False once the job has finished."""
+        model = self._model
+        job.generated += 1
+        if model.is_eog(token) and not job.request.params.ignore_eos:
+            self._finish_with_tail(job, FinishReason.STOP)
+            return False
+        piece = job.assembler.feed(model.piece(token))
+        if piece.text:
+            self._outbox.put(job.sink, TextDelta(piece.text, job.generated))
+        if piece.stopped:
+            self._finish(job, FinishReason.STOP)
+        elif job.generated >= job.request.params.max_tokens:
+            self._finish_with_tail(job, FinishReason.LENGTH)
+        elif len(job.prompt) + job.generated >= self._context_size:
+            self._finish_with_tail(job, FinishReason.CONTEXT_FULL)
+        else:
+            if job.lookup is not None:
+                job.lookup.append(token)
+            job.pending = token
+            return True
+        return False
 
     def _finish_with_tail(self, job: Job, reason: FinishReason) -> None:
         tail = job.assembler.finish()

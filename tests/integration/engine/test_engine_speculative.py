@@ -1,0 +1,103 @@
+"""Prompt-lookup speculative decoding: the same output as plain decoding, fewer steps.
+
+Each test runs the same requests on an engine with `draftTokens` and on one without and
+compares what the clients receive token for token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from engine_helpers import EngineFactory, Outcome, collect, sample_value
+from sentiric_inference.engine import Engine
+from sentiric_inference.engine.types import GenerationRequest, SamplingParams
+from sentiric_inference.metrics import Metrics
+
+pytestmark = pytest.mark.model
+
+PASSAGES = [
+    "The warehouse in Izmir ships orders before noon on weekdays; returns are accepted "
+    "within thirty days when the item is unused and in its original box.",
+    "Kettle K-200: 1.7 litres, 2200 watts, stainless steel body, automatic shut-off, "
+    "boil-dry protection, a 360 degree base and a washable limescale filter.",
+    "Call centre hours are eight to eight, Monday to Saturday. Outside those hours the "
+    "assistant takes a message and a human calls back the next working day.",
+]
+
+
+def _quoting_prompt(passage: str) -> str:
+    # The text appears once, then its start again: the continuation quotes it.
+    return f"Document:\n{passage}\n\nThe document, copied word for word:\n{passage[:40]}"
+
+
+async def _run(engine: Engine, params: SamplingParams) -> list[Outcome]:
+    streams = [
+        engine.submit(
+            GenerationRequest(tuple(engine.tokenize(_quoting_prompt(p))), params, f"q{i}")
+        )
+        for i, p in enumerate(PASSAGES)
+    ]
+    return await asyncio.gather(*(collect(s) for s in streams))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(temperature=0.0, max_tokens=48),
+        SamplingParams(temperature=0.0, max_tokens=48, stop=("thirty", "litres")),
+        # Not seeded sampling: llama.cpp computes a row in a multi-token batch with other
+        # kernels than a lone row (logits differ by up to ~0.47 on SmolLM2, see
+        # docs/performance.md), so a draw near a boundary can land on another token.
+    ],
+    ids=["greedy", "stop-strings"],
+)
+async def test_drafting_changes_no_output_and_keeps_guesses_that_match(
+    make_engine: EngineFactory, smollm2_path: Path, params: SamplingParams
+) -> None:
+    plain = await make_engine(smollm2_path, parallel=3, context_size=512)
+    expected = await _run(plain, params)
+    metrics = Metrics()
+    drafting = await make_engine(
+        smollm2_path, parallel=3, context_size=512, draft_tokens=4, metrics=metrics
+    )
+    got = await _run(drafting, params)
+    assert [o.text for o in got] == [o.text for o in expected]
+    assert [o.finished for o in got] == [o.finished for o in expected]
+    drafted = sample_value(metrics, "sentiric_llm_draft_tokens_total")
+    accepted = sample_value(metrics, "sentiric_llm_draft_tokens_accepted_total")
+    assert drafted > 0
+    assert 0 < accepted <= drafted
+    # Every accepted guess is a token that took no step of its own.
+    generated = sample_value(metrics, "sentiric_llm_generated_tokens_total")
+    assert generated == sum(o.finished.completion_tokens for o in got if o.finished)
+
+
+async def test_drafting_in_a_full_batch_of_noisy_sequences_changes_no_output(
+    make_engine: EngineFactory, tiny_model_path: Path
+) -> None:
+    # The random tiny model falls into loops that lookup guesses well, and into noise that it
+    # guesses badly: both paths run, with more sequences than one step has spare rows for.
+    params = SamplingParams(temperature=0.0, max_tokens=40, ignore_eos=True)
+    prompts = [f"sequence {i} repeats {i} repeats" for i in range(8)]
+
+    async def run(engine: Engine) -> list[str]:
+        streams = [
+            engine.submit(GenerationRequest(tuple(engine.tokenize(p)), params, p)) for p in prompts
+        ]
+        return [o.text for o in await asyncio.gather(*(collect(s) for s in streams))]
+
+    plain = await make_engine(tiny_model_path, parallel=8, context_size=128, batch_size=16)
+    metrics = Metrics()
+    drafting = await make_engine(
+        tiny_model_path,
+        parallel=8,
+        context_size=128,
+        batch_size=16,
+        draft_tokens=6,
+        metrics=metrics,
+    )
+    assert await run(drafting) == await run(plain)
+    assert sample_value(metrics, "sentiric_llm_draft_tokens_accepted_total") > 0
+    assert sample_value(metrics, "sentiric_llm_generated_tokens_total") == 8 * 40
