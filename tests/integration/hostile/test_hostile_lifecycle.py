@@ -68,15 +68,19 @@ def test_retry_after_follows_the_measured_drain_rate(tiny_model_path: Path) -> N
         with httpx.Client(timeout=120) as client:
             # Requests long enough to take about a second each, one after another: the
             # engine drains about one request per second.
+            # The size that took long enough is the one every later request uses: doubling
+            # past it could pass maxTokens (8000) and be refused as too long.
             tokens, took = 64, 0.0
-            while took < 1.0 and tokens <= 8000:
+            while True:
                 started = time.monotonic()
                 reply = client.post(url, json={**body(tokens), "model": model})
                 took = time.monotonic() - started
                 assert reply.status_code == 200, reply.text
+                if took >= 1.0 or tokens * 2 > 8000:
+                    break
                 tokens *= 2
             for _ in range(3):
-                reply = client.post(url, json={**body(tokens // 2), "model": model})
+                reply = client.post(url, json={**body(tokens), "model": model})
                 assert reply.status_code == 200
             with httpx.Client(timeout=120) as filler:
                 # One running and three waiting: the queue is full. Streamed, so each
