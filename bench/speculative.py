@@ -125,9 +125,15 @@ async def run_once(
     )
 
 
-def _acceptance(metrics: Metrics) -> float:
+def _draft_counts(metrics: Metrics) -> tuple[float, float]:
+    """(guessed, kept) draft tokens so far."""
     drafted = metrics.registry.get_sample_value("sentiric_llm_draft_tokens_total") or 0.0
     kept = metrics.registry.get_sample_value("sentiric_llm_draft_tokens_accepted_total") or 0.0
+    return drafted, kept
+
+
+def _acceptance(before: tuple[float, float], after: tuple[float, float]) -> float:
+    drafted, kept = after[0] - before[0], after[1] - before[1]
     return kept / drafted if drafted else 0.0
 
 
@@ -157,7 +163,7 @@ async def main_async(args: argparse.Namespace) -> None:
             for n in args.streams:
                 results: dict[int, list[tuple[float, float]]] = {k: [] for k in variants}
                 texts: dict[int, list[str]] = {}
-                before = {k: _acceptance(m) for k, (_, m) in engines.items()}
+                before = {k: _draft_counts(m) for k, (_, m) in engines.items()}
                 for rep in range(args.reps):
                     order = variants if rep % 2 == 0 else list(reversed(variants))
                     for k in order:
@@ -179,8 +185,9 @@ async def main_async(args: argparse.Namespace) -> None:
                     line.append(
                         f"| draft {k}: {statistics.median(r[0] for r in got):6.1f} tok/s/stream "
                         f"TTFT {1000 * statistics.median(r[1] for r in got):5.0f} ms "
-                        f"x{ratio:.2f}, accepted {_acceptance(engines[k][1]):.0%} "
-                        f"(cumulative, was {before[k]:.0%}), {same}"
+                        f"x{ratio:.2f}, "
+                        f"accepted {_acceptance(before[k], _draft_counts(engines[k][1])):.0%}, "
+                        f"{same}"
                     )
                 print(" ".join(line), flush=True)
     finally:
