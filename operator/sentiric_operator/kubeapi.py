@@ -3,12 +3,14 @@
 Every call the operator makes is here, so its RBAC can be read off this file:
   - configmaps, persistentvolumeclaims, services (core), deployments (apps),
     poddisruptionbudgets (policy), horizontalpodautoscalers (autoscaling),
-    servicemonitors (monitoring.coreos.com): get (via apply), create/patch (server-side
-    apply), delete (the ServiceMonitor when monitoring is switched off, the
-    PodDisruptionBudget when replicas drop to one, the HPA when autoscaling is removed);
+    servicemonitors (monitoring.coreos.com), inferencepools (inference.networking.k8s.io):
+    get (via apply), create/patch (server-side apply), delete (the ServiceMonitor when
+    monitoring is switched off, the InferencePool when it is, the PodDisruptionBudget when
+    replicas drop to one, the HPA when autoscaling is removed);
   - llmprofiles (llm.sentiric.ai): get, patch (removing legacy finalizers), and patch of
     llmprofiles/status;
-  - discovery of monitoring.coreos.com/v1 (allowed to every authenticated user).
+  - discovery of monitoring.coreos.com/v1 and inference.networking.k8s.io/v1 (allowed to
+    every authenticated user).
 Writes use server-side apply with one field manager and force, so the operator owns exactly
 the fields it sets and takes them back from anyone who edited them.
 """
@@ -43,6 +45,7 @@ _PLURALS = {
     "ServiceMonitor": "servicemonitors",
     "PodDisruptionBudget": "poddisruptionbudgets",
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+    "InferencePool": "inferencepools",
     "LLMProfile": PLURAL,
 }
 
@@ -174,11 +177,15 @@ class KubeApi:
             raise
 
     def servicemonitor_crd_installed(self) -> bool:
-        """Ask discovery (fresh, uncached) whether the API serves monitoring.coreos.com/v1."""
+        return self.serves(SERVICE_MONITOR_GROUP_VERSION, "servicemonitors")
+
+    def serves(self, group_version: str, resource: str) -> bool:
+        """Ask discovery (fresh, uncached) whether the API serves `resource` in a group version
+        (an optional CRD such as the ServiceMonitor's or the InferencePool's)."""
         try:
             found = self._dyn.request(
                 "get",
-                f"/apis/{SERVICE_MONITOR_GROUP_VERSION}",
+                f"/apis/{group_version}",
                 serializer=_raw,
                 _request_timeout=_TIMEOUT_S,
             )
@@ -186,6 +193,6 @@ class KubeApi:
             return False
         except DynamicApiError as exc:
             raise ApiCallError(
-                f"discovery of {SERVICE_MONITOR_GROUP_VERSION}: {_explain(exc)}", status=exc.status
+                f"discovery of {group_version}: {_explain(exc)}", status=exc.status
             ) from exc
-        return any(r.get("name") == "servicemonitors" for r in found.get("resources") or [])
+        return any(r.get("name") == resource for r in found.get("resources") or [])

@@ -18,10 +18,15 @@ from sentiric_operator import builders
 from sentiric_operator.builders.autoscaling import HPA_API_VERSION
 from sentiric_operator.builders.configmap import config_checksum, config_data
 from sentiric_operator.builders.disruption import PDB_API_VERSION
+from sentiric_operator.builders.inferencepool import (
+    INFERENCE_POOL_GROUP_VERSION,
+    INFERENCE_POOL_RESOURCE,
+)
 from sentiric_operator.builders.labels import (
     autoscaler_name,
     deployment_name,
     disruption_budget_name,
+    inference_pool_name,
     service_monitor_name,
 )
 from sentiric_operator.builders.servicemonitor import SERVICE_MONITOR_API_VERSION
@@ -147,6 +152,7 @@ def apply_children(
             profile.namespace,
             disruption_budget_name(profile),
         )
+    apply_inference_pool(api, profile)
     if profile.spec.monitoring.service_monitor.enabled:
         if not api.servicemonitor_crd_installed():
             return Monitoring.CRD_MISSING
@@ -161,6 +167,25 @@ def apply_children(
             service_monitor_name(profile),
         )
     return Monitoring.NOT_REQUESTED
+
+
+def apply_inference_pool(api: KubeApi, profile: Profile) -> None:
+    """The InferencePool where the Inference Extension's CRD is served; nothing elsewhere.
+
+    Discovery is asked each time (as for the ServiceMonitor), so a CRD installed after the
+    profile gets its pool at the next apply or resync sweep without a restart.
+    """
+    if not api.serves(INFERENCE_POOL_GROUP_VERSION, INFERENCE_POOL_RESOURCE):
+        return
+    if builders.wants_inference_pool(profile):
+        api.apply(builders.inference_pool(profile))
+    else:
+        api.delete(
+            INFERENCE_POOL_GROUP_VERSION,
+            "InferencePool",
+            profile.namespace,
+            inference_pool_name(profile),
+        )
 
 
 def desired_status(

@@ -120,6 +120,20 @@ class MonitoringSpec(_Spec):
     service_monitor: ServiceMonitorSpec = ServiceMonitorSpec()
 
 
+class EndpointPickerSpec(_Spec):
+    """The Service of an endpoint picker (the Inference Extension's EPP) for this pool."""
+
+    name: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=9002, ge=1, le=65535)
+    failure_mode: Literal["FailOpen", "FailClose"] = "FailClose"
+
+
+class InferencePoolSpec(_Spec):
+    # On by default: the pool is only created where the Inference Extension's CRDs are.
+    enabled: bool = True
+    endpoint_picker: EndpointPickerSpec | None = None
+
+
 class ServerSpec(_Spec):
     # What one request may cost a pod (engine.yaml's server.limits, verbatim).
     limits: LimitsSpec = LimitsSpec()
@@ -239,6 +253,7 @@ class ProfileSpec(_Spec):
     auth: AuthSpec = AuthSpec()
     shutdown: ShutdownSpec = ShutdownSpec()
     autoscaling: AutoscalingSpec | None = None
+    inference_pool: InferencePoolSpec = InferencePoolSpec()
 
     @model_validator(mode="after")
     def _cross_field(self) -> ProfileSpec:

@@ -152,6 +152,10 @@ helm end-to-end test runs the operator under exactly these rules.
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors]
   verbs: [create, patch, delete]
+# The Gateway API Inference Extension's pool, where its CRD is; deleted when switched off.
+- apiGroups: [inference.networking.k8s.io]
+  resources: [inferencepools]
+  verbs: [create, patch, delete]
 # kopf posts handler errors as core/v1 Events on the profile.
 - apiGroups: [""]
   resources: [events]

@@ -10,6 +10,7 @@ from sentiric_operator.builders.autoscaling import horizontal_autoscaler
 from sentiric_operator.builders.configmap import configmap, engine_config
 from sentiric_operator.builders.deployment import InferenceImages, deployment
 from sentiric_operator.builders.disruption import disruption_budget, wants_disruption_budget
+from sentiric_operator.builders.inferencepool import inference_pool, wants_inference_pool
 from sentiric_operator.builders.labels import selector_string, standard_labels
 from sentiric_operator.builders.pvc import pvc
 from sentiric_operator.builders.service import endpoints, headless_service, service
@@ -26,12 +27,14 @@ __all__ = [
     "engine_config",
     "headless_service",
     "horizontal_autoscaler",
+    "inference_pool",
     "pvc",
     "selector_string",
     "service",
     "servicemonitor",
     "standard_labels",
     "wants_disruption_budget",
+    "wants_inference_pool",
 ]
 
 

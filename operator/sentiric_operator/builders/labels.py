@@ -51,6 +51,10 @@ def autoscaler_name(profile: Profile) -> str:
     return profile.name
 
 
+def inference_pool_name(profile: Profile) -> str:
+    return profile.name
+
+
 def selector_labels(profile_name: str) -> dict[str, str]:
     """The labels that pick a profile's pods; immutable in a Deployment, so never extended."""
     return {"app.kubernetes.io/name": APP_NAME, INSTANCE_LABEL: profile_name}

@@ -18,6 +18,7 @@ EXPECTED_NAMESPACED = {
     ("apps", "deployments"): {"list", "watch", "create", "patch"},
     ("", "pods"): {"list", "watch"},
     ("monitoring.coreos.com", "servicemonitors"): {"create", "patch", "delete"},
+    ("inference.networking.k8s.io", "inferencepools"): {"create", "patch", "delete"},
     ("policy", "poddisruptionbudgets"): {"create", "patch", "delete"},
     ("autoscaling", "horizontalpodautoscalers"): {"create", "patch", "delete"},
     ("", "events"): {"create"},

@@ -87,6 +87,10 @@ class _Api:
         self.deleted.append((api_version, kind, namespace, name))
         return False
 
+    def serves(self, group_version: str, resource: str) -> bool:
+        # A cluster without the optional CRDs (ServiceMonitor, InferencePool).
+        return False
+
 
 def test_apply_children_applies_the_autoscaler_or_deletes_it() -> None:
     api = _Api()

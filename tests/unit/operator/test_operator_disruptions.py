@@ -59,6 +59,10 @@ class _Api:
         self.deleted.append((api_version, kind, namespace, name))
         return True
 
+    def serves(self, group_version: str, resource: str) -> bool:
+        # A cluster without the optional CRDs (ServiceMonitor, InferencePool).
+        return False
+
 
 def test_apply_children_applies_the_budget_and_deletes_it_on_scale_down() -> None:
     api = _Api()

@@ -91,6 +91,10 @@ class _RecordingApi:
         self.deleted.append((api_version, kind, namespace, name))
         return False
 
+    def serves(self, group_version: str, resource: str) -> bool:
+        # A cluster without the optional CRDs (ServiceMonitor, InferencePool).
+        return False
+
 
 @pytest.mark.parametrize(("gpu", "expected"), [(0, "cpu:9"), (1, "cuda:9")])
 def test_apply_children_takes_both_default_images_from_the_settings(

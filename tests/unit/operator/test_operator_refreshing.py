@@ -40,6 +40,9 @@ class _Api:
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         return False  # the PodDisruptionBudget of a one-replica profile: there is none
 
+    def serves(self, group_version: str, resource: str) -> bool:
+        return False  # a cluster without the optional CRDs (ServiceMonitor, InferencePool)
+
     def patch_profile_status(
         self, namespace: str, name: str, changes: dict[str, Any]
     ) -> dict[str, Any]:
