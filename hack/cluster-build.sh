@@ -96,6 +96,14 @@ fetch_servicemonitor_crd() {
     "${SERVICEMONITOR_CRD}"
 }
 
+fetch_inferencepool_crd() {
+  local dir
+  dir="$(go mod download -json "sigs.k8s.io/gateway-api-inference-extension@${INFERENCE_EXTENSION_VERSION}" \
+    | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  install -m 0644 "${dir}/config/crd/bases/inference.networking.k8s.io_inferencepools.yaml" \
+    "${INFERENCEPOOL_CRD}"
+}
+
 has() {
   local bin
   for bin in "$@"; do
@@ -110,6 +118,7 @@ has etcd || timed "etcd ${ETCD_VERSION}" build_etcd
 has kwok kwokctl || timed "kwok ${KWOK_VERSION}" build_kwok
 has helm || timed "helm ${HELM_VERSION}" build_helm
 [[ -s "${SERVICEMONITOR_CRD}" ]] || timed "ServiceMonitor CRD ${PROMETHEUS_OPERATOR_VERSION}" fetch_servicemonitor_crd
+[[ -s "${INFERENCEPOOL_CRD}" ]] || timed "InferencePool CRD ${INFERENCE_EXTENSION_VERSION}" fetch_inferencepool_crd
 cluster_cache_complete || { cluster_log "cache still incomplete in ${CLUSTER_HOME}"; exit 1; }
 cluster_log "cache complete in $((SECONDS - start))s: ${BIN_DIR}"
 echo "${BIN_DIR}"

@@ -10,6 +10,9 @@ ETCD_VERSION="$(awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print
 KWOK_VERSION="v0.8.0"
 HELM_VERSION="v3.22.0"
 PROMETHEUS_OPERATOR_VERSION="v0.85.0"
+# The Gateway API Inference Extension's CRDs (InferencePool). Fetched into the cache without a
+# rebuild when missing, so not part of the recipe hash below.
+INFERENCE_EXTENSION_VERSION="v1.6.2"
 
 if [[ -z "${KUBE_VERSION}" || -z "${ETCD_VERSION}" ]]; then
   echo "cluster: cannot read the pinned versions from hack/cluster/{kube,etcd}/go.mod" >&2
@@ -25,6 +28,7 @@ CLUSTER_HOME="${SENTIRIC_CACHE}/cluster/k8s-${KUBE_VERSION}_etcd-${ETCD_VERSION}
 BIN_DIR="${CLUSTER_HOME}/bin"
 CRD_DIR="${CLUSTER_HOME}/crds"
 SERVICEMONITOR_CRD="${CRD_DIR}/monitoring.coreos.com_servicemonitors.yaml"
+INFERENCEPOOL_CRD="${CRD_DIR}/inference.networking.k8s.io_inferencepools_${INFERENCE_EXTENSION_VERSION}.yaml"
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm)
 
 # kwokctl keeps clusters (certificates, etcd data, logs, pid files) under its work dir; ours is
@@ -40,7 +44,7 @@ cluster_cache_complete() {
   for bin in "${BINARIES[@]}"; do
     [[ -x "${BIN_DIR}/${bin}" ]] || return 1
   done
-  [[ -s "${SERVICEMONITOR_CRD}" ]]
+  [[ -s "${SERVICEMONITOR_CRD}" && -s "${INFERENCEPOOL_CRD}" ]]
 }
 
 # Ownership of a test cluster (hack/cluster-up.sh with SENTIRIC_CLUSTER_OWNER_PID set): a state

@@ -37,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 HACK = REPO_ROOT / "hack"
 CLUSTER_TESTS = Path(__file__).resolve().parent
 SERVICEMONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+INFERENCEPOOL_CRD = "inferencepools.inference.networking.k8s.io"
 
 # A cold build compiles Kubernetes from source (tens of minutes on 2 cores); bound it anyway.
 BUILD_TIMEOUT_S = 90 * 60
@@ -92,6 +93,12 @@ class Cluster:
     def servicemonitor_crd_path(self) -> Path:
         """The ServiceMonitor CRD manifest copied from the prometheus-operator module."""
         return self.bin_dir.parent / "crds" / "monitoring.coreos.com_servicemonitors.yaml"
+
+    @property
+    def inferencepool_crd_path(self) -> Path:
+        """The InferencePool CRD manifest copied from the gateway-api-inference-extension
+        module (hack/cluster-build.sh)."""
+        return next((self.bin_dir.parent / "crds").glob("inference.networking.k8s.io_*.yaml"))
 
     def env(self) -> dict[str, str]:
         """Environment for child processes: our binaries first on PATH, our kubeconfig."""
@@ -180,16 +187,18 @@ class Cluster:
         self.kubectl("apply", "--server-side", "-f", str(self.servicemonitor_crd_path))
         self.wait_for_crd(SERVICEMONITOR_CRD)
 
+    def install_inferencepool_crd(self) -> None:
+        """Create the InferencePool CRD (idempotent) and wait until the API serves it."""
+        self.kubectl("apply", "--server-side", "-f", str(self.inferencepool_crd_path))
+        self.wait_for_crd(INFERENCEPOOL_CRD)
+
     def remove_servicemonitor_crd(self) -> None:
-        """Delete the ServiceMonitor CRD (idempotent) and wait until it is gone."""
+        self.remove_crd(SERVICEMONITOR_CRD)
+
+    def remove_crd(self, name: str) -> None:
+        """Delete CRD `name` (idempotent) and wait until it is gone."""
         self.kubectl(
-            "delete",
-            "crd",
-            SERVICEMONITOR_CRD,
-            "--ignore-not-found",
-            "--wait=true",
-            "--timeout=60s",
-            timeout=90,
+            "delete", "crd", name, "--ignore-not-found", "--wait=true", "--timeout=60s", timeout=90
         )
 
     def pids(self) -> list[int]:
