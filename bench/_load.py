@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,6 +110,17 @@ class Wave:
     def cached_tokens(self) -> int | None:
         counts = [r.cached_tokens for r in self.results]
         return None if None in counts else sum(c or 0 for c in counts)
+
+    @property
+    def stream_tokens_per_s(self) -> float | None:
+        """Median over streams of each stream's own speed once it started (chunks after the
+        first over the time from the first to the last): what one caller hears."""
+        rates = [
+            (len(r.chunk_times) - 1) / (r.chunk_times[-1] - r.chunk_times[0])
+            for r in self.results
+            if len(r.chunk_times) > 1 and r.chunk_times[-1] > r.chunk_times[0]
+        ]
+        return statistics.median(rates) if rates else None
 
     @property
     def decode_tokens_per_s(self) -> float | None:

@@ -22,6 +22,7 @@ FIGURES = (
     "prompt_tokens",
     "cached_tokens",
     "decode_tokens_per_s",
+    "stream_tokens_per_s",
     "prefill_tokens_per_s",
     "decode_share",
     "sampling_share",
@@ -203,7 +204,7 @@ def print_report(summary: dict[str, Any]) -> None:
     for n, figures in summary["per_n"].items():
         print(
             f"\nN={n:<3} {'tok/s':>9} {'TTFT p50':>10} {'TTFT p95':>10} {'full':>6} "
-            f"{'prompt':>7} {'cached':>7} {'decode tok/s':>13}"
+            f"{'prompt':>7} {'cached':>7} {'decode tok/s':>13} {'tok/s/stream':>13}"
         )
         for system in ("ceiling", "sentiric", *OTHERS):
             if system not in figures:
@@ -213,7 +214,8 @@ def print_report(summary: dict[str, Any]) -> None:
             print(
                 f"  {system:12} {f['tokens_per_s']:7.1f} {_ms(f['ttft_p50_s'])} ms"
                 f"{_ms(f['ttft_p95_s'])} ms {full:>5} {_num(f['prompt_tokens'], 7)} "
-                f"{_num(f['cached_tokens'], 7)} {_num(f['decode_tokens_per_s'], 13, 1)}"
+                f"{_num(f['cached_tokens'], 7)} {_num(f['decode_tokens_per_s'], 13, 1)} "
+                f"{_num(f['stream_tokens_per_s'], 13, 1)}"
             )
         print(
             f"  prefill ceiling {figures['ceiling']['prefill_tokens_per_s']:.1f} tok/s: "

@@ -197,6 +197,7 @@ class Bench:
         }
         optional = {
             "decode_tokens_per_s": wave.decode_tokens_per_s if system == "sentiric" else None,
+            "stream_tokens_per_s": wave.stream_tokens_per_s,
             "prompt_tokens": wave.prompt_tokens,
             "cached_tokens": wave.cached_tokens,
         }
