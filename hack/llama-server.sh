@@ -13,6 +13,10 @@ if [ "$(uname -m)" = "x86_64" ]; then
   no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
   cmake_flags+=("-DCMAKE_C_FLAGS=$no_amx" "-DCMAKE_CXX_FLAGS=$no_amx")
 fi
+# Extra CMake flags, e.g. LLAMA_SERVER_CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90"
+# for the GPU run (bench/gpu_run.sh); part of the cache key like the rest.
+read -r -a extra_flags <<< "${LLAMA_SERVER_CMAKE_ARGS:-}"
+cmake_flags+=("${extra_flags[@]}")
 # Keyed by the flags and by this CPU's feature flags: a native binary is only for this CPU.
 cpu_flags=$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || true)
 key=$(printf '%s\n%s\n%s\n' "$LLAMA_CPP_PYTHON_VERSION" "${cmake_flags[*]}" "$cpu_flags" | sha256sum | cut -c1-12)
