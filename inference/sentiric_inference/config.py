@@ -60,6 +60,10 @@ class EngineSettings(_Model):
     # Element type of the KV cache: q8_0 halves its memory, q4_0 quarters it (llama.cpp's
     # type_k / type_v); a quantized cache needs flash attention, so "auto" turns it on.
     kv_cache_type: Literal["f16", "q8_0", "q4_0"] = "f16"
+    # "unified": one pool of cells for all sequences (a shared prefix holds its cells once,
+    # but every step's attention visits the used range of the whole pool); "streams": one
+    # stream of contextSize cells per sequence, scanned alone (docs/kubernetes.md).
+    kv_layout: Literal["unified", "streams"] = "unified"
     gpu_layers: int = Field(default=-1, ge=-1)
     flash_attention: Literal["auto", "on", "off"] = "auto"
     # Most tokens one llama_decode takes: one per generating sequence, then chunks of waiting

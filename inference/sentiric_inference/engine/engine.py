@@ -114,6 +114,7 @@ class Engine:
                     threads=resolve_threads(s.threads),
                     flash_attention=s.flash_attention,
                     kv_cache_type=s.kv_cache_type,
+                    unified=s.kv_layout == "unified",
                 )
             except BaseException:
                 model.close()

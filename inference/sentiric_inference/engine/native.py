@@ -257,6 +257,7 @@ class Context:
                 "(out of memory, or settings the model does not support)"
             )
         self.ptr = ptr
+        self.unified = unified
         self.memory = llc.llama_get_memory(ptr)
         self.n_ctx: int = llc.llama_n_ctx(ptr)
         self.n_batch: int = llc.llama_n_batch(ptr)

@@ -75,6 +75,9 @@ class Scheduler:
         self._prefix_cache = settings.prefix_cache
         self._idle_cache_limit = settings.idle_cache_limit
         self._draft_tokens = settings.draft_tokens
+        # Per-sequence KV streams (kvLayout "streams"): a prefix moves between sequences as
+        # a whole-stream copy, trimmed after, and no cells are shared between sequences.
+        self._streams = not context.unified
         self._batch = Batch(context.n_batch)
         self._sampler = RowSampler(context, sampling_threads)
         self._slots = [Slot(i) for i in range(settings.parallel)]
@@ -272,7 +275,12 @@ class Scheduler:
                 del slot.cached[reuse:]
         else:
             self._ctx.seq_rm(slot.seq, -1, -1)
-            self._ctx.seq_cp(choice.source, slot.seq, 0, reuse)
+            if self._streams:
+                # llama.cpp copies between streams only whole: copy, then cut the tail.
+                self._ctx.seq_cp(choice.source, slot.seq, -1, -1)
+                self._ctx.seq_rm(slot.seq, reuse, -1)
+            else:
+                self._ctx.seq_cp(choice.source, slot.seq, 0, reuse)
             slot.cached = self._slots[choice.source].cached[:reuse]
         slot.job = job
         job.seq = slot.seq
@@ -524,10 +532,13 @@ class Scheduler:
             self._recount_kv()
 
     def _recount_kv(self) -> None:
-        # Cells shared through seq_cp are counted once; see prefix.distinct_cells.
+        # Cells shared through seq_cp are counted once; see prefix.distinct_cells. Streams
+        # share nothing.
+        if not self._prefix_cache or self._streams:
+            self._kv_overlap = 0
+            return
         total = sum(len(s.cached) for s in self._slots)
-        shared = total - distinct_cells([s.cached for s in self._slots])
-        self._kv_overlap = shared if self._prefix_cache else 0
+        self._kv_overlap = total - distinct_cells([s.cached for s in self._slots])
 
     def _publish(self) -> None:
         used = sum(len(s.cached) for s in self._slots) - self._kv_overlap
