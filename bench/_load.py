@@ -472,11 +472,13 @@ def llama_server(
     threads: int,
     batch_size: int,
     alias: str,
+    unified: bool = True,
 ) -> Iterator[str]:
     """Run llama.cpp's own C++ server on a free 127.0.0.1 port; yields its /v1 base URL.
 
     Shaped like ours: `parallel` slots over one unified KV cache of context_size cells per
-    slot, continuous batching, the same threads, batch size and flash-attention setting.
+    slot (or one stream per slot without `unified`, as ours with kvLayout streams), continuous
+    batching, the same threads, batch size and flash-attention setting.
     Everything else (its RAM prompt cache included) stays at llama.cpp's defaults, as a user
     would run it. Stopped by pid on exit, even when the body fails.
     """
@@ -494,7 +496,6 @@ def llama_server(
         str(port),
         "--parallel",
         str(parallel),
-        "--kv-unified",
         "--ctx-size",
         str(context_size * parallel),
         "--batch-size",
@@ -508,6 +509,7 @@ def llama_server(
         "--flash-attn",
         "auto",
         "--no-webui",
+        *(["--kv-unified"] if unified else []),
     ]
     with _serving(command, port, log_path, "llama-server") as base_url:
         yield base_url

@@ -310,6 +310,7 @@ class Bench:
                             "gpuLayers": -1,
                             "batchSize": BATCH_SIZE,
                             "flashAttention": "auto",
+                            "kvLayout": args.kv_layout,
                         }
                     },
                 )
@@ -337,6 +338,7 @@ class Bench:
                         threads=self.threads,
                         batch_size=BATCH_SIZE,
                         alias=self.model_path.stem,
+                        unified=args.kv_layout == "unified",
                     )
                 )
             async with contextlib.AsyncExitStack() as stack:
@@ -448,6 +450,12 @@ def main() -> int:
         help="load client: a thin aiohttp SSE reader (default) or the official openai client",
     )
     parser.add_argument("--no-llama-server", action="store_true", help="leave the C++ server out")
+    parser.add_argument(
+        "--kv-layout",
+        choices=["unified", "streams"],
+        default="unified",
+        help="ours' engine.kvLayout, and llama-server's matching --kv-unified or not",
+    )
     # llama_cpp.server answers one request at a time, so the last of N waits for all others.
     parser.add_argument("--request-timeout", type=float, default=300.0, help="seconds")
     parser.add_argument("--wave-timeout", type=float, default=600.0, help="seconds")
@@ -481,7 +489,8 @@ def main() -> int:
         "tokens_per_stream": args.tokens,
         "temperature": args.temperature,
         "workload": ("shared" if args.shared else "unique")
-        + (" (repeated every wave)" if args.repeat else ""),
+        + (" (repeated every wave)" if args.repeat else "")
+        + f", KV layout {args.kv_layout}",
         "client": args.client,
         "rounds": args.rounds,
         "ceiling_reps": args.ceiling_reps,
