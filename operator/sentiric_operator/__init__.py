@@ -4,7 +4,7 @@ Layers call only downwards: `specs` (the spec as a typed value) -> `builders` (p
 manifests) -> `observations` + `statuses` (pure status from observed children) -> `kubeapi`
 (the one module that calls the API) -> `reconciling` (apply + status input) -> `refreshing` /
 `resyncing` (operator-wide status and resync tasks) -> `handlers` (kopf wiring) ->
-`__main__` (the process). No finalizer: see `finalizers`.
+`__main__` (the process). No finalizer: see `handlers`.
 """
 
 from __future__ import annotations

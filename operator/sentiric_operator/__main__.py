@@ -19,14 +19,12 @@ log = logging.getLogger("sentiric_operator")
 
 
 class _QuietRoutine(logging.Filter):
-    """Drop kopf's "succeeded" lines of routine handlers: the status, repair and legacy
-    finalizer handlers see every event of every child and profile."""
+    """Drop kopf's "succeeded" lines of routine handlers: the status and repair handlers see
+    every event of every child."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = str(record.msg)
-        routine = msg.startswith(
-            ("Handler 'repair-", "Handler 'status-", "Handler 'release-legacy-finalizer'")
-        )
+        routine = msg.startswith(("Handler 'repair-", "Handler 'status-"))
         return not (routine and msg.endswith("succeeded."))
 
 

@@ -7,7 +7,7 @@ a profile is deleted at once, with or without a running operator; the garbage co
 removes its children through their ownerReferences.
 
   LLMProfile create/update/resume ──> reconcile: apply every child, write status
-  LLMProfile any event ──> index it; strip a finalizer an older version left behind
+  LLMProfile any event ──> index it
   child Deployment/Pod changed ──> mark its profile: the refresher rewrites the status
   child ConfigMap/Service/Deployment deleted or edited ──> reconcile its owner now
   one operator-wide task (startup to cleanup) ──> status backstop + periodic resync sweep
@@ -25,7 +25,6 @@ import kopf
 
 from sentiric_operator.builders.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from sentiric_operator.errors import ApiCallError, InvalidProfileError
-from sentiric_operator.finalizers import KOPF_FINALIZER, legacy_finalizers, removal_patch
 from sentiric_operator.observations import (
     DeploymentObservation,
     PodObservation,
@@ -56,6 +55,9 @@ __all__ = ["Context", "register"]
 log = logging.getLogger(__name__)
 
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+# kopf wants a finalizer name even when nothing requires one; this one is never added (no
+# timers, daemons or mandatory deletion handlers).
+KOPF_FINALIZER = "llm.sentiric.ai/never-added"
 # Children whose deletion or edit is repaired at once (PVCs wait for the resync: a claim
 # in use only terminates once its pods are gone, and re-applying it meanwhile is futile).
 WATCHED_CHILDREN = (("", "v1", "configmaps"), ("", "v1", "services"), ("apps", "v1", "deployments"))
@@ -168,26 +170,6 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         if owner is None or namespace is None:
             return None
         return {(namespace, owner): observe_pod(body)}
-
-    @kopf.on.event(*resource, id="release-legacy-finalizer", registry=registry)
-    def release_legacy_finalizer(
-        body: kopf.Body, namespace: str | None, name: str | None, **_: Any
-    ) -> None:
-        # Older versions ran kopf timers, so kopf added a finalizer to every profile. Any
-        # event (the initial listing included, and profiles already Terminating) heals it.
-        finalizers = list((body.get("metadata") or {}).get("finalizers") or [])
-        if not legacy_finalizers(finalizers) or namespace is None or name is None:
-            return
-        try:
-            patched = ctx.api.json_patch_profile(namespace, name, removal_patch(finalizers))
-        except ApiCallError as exc:
-            # 422: the list changed since this event; the event of that change retries.
-            log.warning("could not remove the legacy finalizer of %s/%s: %s", namespace, name, exc)
-            return
-        if patched is None:
-            return  # a stale event of a profile this handler already released and that is gone
-        ctx.metrics.legacy_finalizers_removed.inc()
-        log.info("removed the legacy finalizer of %s/%s", namespace, name)
 
     def reconcile(
         trigger: str, body: kopf.Body, patch: kopf.Patch, status: kopf.Status, indexes: Indexes

@@ -7,8 +7,8 @@ Every call the operator makes is here, so its RBAC can be read off this file:
     get (via apply), create/patch (server-side apply), delete (the ServiceMonitor when
     monitoring is switched off, the InferencePool when it is, the PodDisruptionBudget when
     replicas drop to one, the HPA when autoscaling is removed);
-  - llmprofiles (llm.sentiric.ai): get, patch (removing legacy finalizers), and patch of
-    llmprofiles/status;
+  - llmprofiles (llm.sentiric.ai): get (a fresh copy before repairing or resyncing), and
+    patch of llmprofiles/status (kopf's own watch and annotation patches aside);
   - discovery of monitoring.coreos.com/v1 and inference.networking.k8s.io/v1 (allowed to
     every authenticated user).
 Writes use server-side apply with one field manager and force, so the operator owns exactly
@@ -25,7 +25,7 @@ from typing import Any
 
 from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
+from kubernetes.dynamic.exceptions import DynamicApiError
 
 from sentiric_operator.errors import ApiCallError
 from sentiric_operator.specs import GROUP, PLURAL, VERSION
@@ -110,6 +110,15 @@ class KubeApi:
             ) from exc
         return result
 
+    def _request_or_none(self, method: str, path: str, **params: Any) -> dict[str, Any] | None:
+        """`_request`, with None for HTTP 404: the object (or API group) is not there."""
+        try:
+            return self._request(method, path, **params)
+        except ApiCallError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply one object (create or update) and return it as the server has it."""
         meta = manifest["metadata"]
@@ -125,21 +134,13 @@ class KubeApi:
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         """Delete one object; False when it did not exist."""
-        try:
-            self._request("delete", _path(api_version, kind, namespace, name))
-        except ApiCallError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return (
+            self._request_or_none("delete", _path(api_version, kind, namespace, name)) is not None
+        )
 
     def get_profile(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self._request("get", self._profile_path(namespace, name))
-        except ApiCallError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        """The profile as the API server has it now; None when it is gone."""
+        return self._request_or_none("get", self._profile_path(namespace, name))
 
     def _profile_path(self, namespace: str, name: str) -> str:
         return _path(f"{GROUP}/{VERSION}", "LLMProfile", namespace, name)
@@ -148,33 +149,12 @@ class KubeApi:
         self, namespace: str, name: str, changes: Mapping[str, Any]
     ) -> dict[str, Any] | None:
         """Merge-patch `.status` (the status subresource); None when the profile is gone."""
-        try:
-            return self._request(
-                "patch",
-                f"{self._profile_path(namespace, name)}/status",
-                body={"status": dict(changes)},
-                content_type="application/merge-patch+json",
-            )
-        except ApiCallError as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def json_patch_profile(
-        self, namespace: str, name: str, ops: list[dict[str, Any]]
-    ) -> dict[str, Any] | None:
-        """Apply JSON patch ops (with their `test` guards) to a profile; None when it is gone."""
-        try:
-            return self._request(
-                "patch",
-                self._profile_path(namespace, name),
-                body=ops,
-                content_type="application/json-patch+json",
-            )
-        except ApiCallError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._request_or_none(
+            "patch",
+            f"{self._profile_path(namespace, name)}/status",
+            body={"status": dict(changes)},
+            content_type="application/merge-patch+json",
+        )
 
     def servicemonitor_crd_installed(self) -> bool:
         return self.serves(SERVICE_MONITOR_GROUP_VERSION, "servicemonitors")
@@ -182,17 +162,7 @@ class KubeApi:
     def serves(self, group_version: str, resource: str) -> bool:
         """Ask discovery (fresh, uncached) whether the API serves `resource` in a group version
         (an optional CRD such as the ServiceMonitor's or the InferencePool's)."""
-        try:
-            found = self._dyn.request(
-                "get",
-                f"/apis/{group_version}",
-                serializer=_raw,
-                _request_timeout=_TIMEOUT_S,
-            )
-        except NotFoundError:
+        found = self._request_or_none("get", f"/apis/{group_version}")
+        if found is None:
             return False
-        except DynamicApiError as exc:
-            raise ApiCallError(
-                f"discovery of {group_version}: {_explain(exc)}", status=exc.status
-            ) from exc
         return any(r.get("name") == resource for r in found.get("resources") or [])

@@ -45,8 +45,3 @@ class OperatorMetrics:
             ["task"],
             registry=self.registry,
         )
-        self.legacy_finalizers_removed = Counter(
-            f"{PREFIX}_legacy_finalizers_removed_total",
-            "LLMProfiles released from a finalizer an older operator version added.",
-            registry=self.registry,
-        )

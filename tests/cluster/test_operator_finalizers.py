@@ -8,8 +8,6 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import yaml
-
 from .conftest import Cluster
 from .test_operator_lifecycle import (
     Kube,
@@ -21,9 +19,6 @@ from .test_operator_lifecycle import (
     operator,  # noqa: F401  (fixture)
     start_operator,
 )
-
-LEGACY = ["llm.sentiric.ai/finalizer", "kopf.zalando.org/KopfFinalizerMarker"]
-FOREIGN = "example.com/keep-me"
 
 
 def _finalizers(k: Kube, name: str) -> list[str]:
@@ -85,48 +80,3 @@ def test_deleting_a_profile_while_no_operator_runs_completes(
         timeout=90,
         message="garbage collection of the children without an operator",
     )
-
-
-def test_legacy_finalizers_are_removed_when_the_operator_starts(
-    cluster: Cluster,
-    llmprofile_crd: Path,  # noqa: F811
-    kube: Kube,  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    ns = kube.namespace
-    # As an older operator version left them: one profile live, one already Terminating.
-    for name, extra in (("live", [FOREIGN]), ("stuck", [])):
-        manifest = llm_profile(kube, name)
-        manifest["metadata"]["finalizers"] = [*LEGACY, *extra]
-        cluster.kubectl("-n", ns, "create", "-f", "-", input=yaml.safe_dump(manifest))
-    cluster.kubectl("-n", ns, "delete", "llmp", "stuck", "--wait=false")
-    assert kube.profile("stuck")["metadata"].get("deletionTimestamp")
-    op = start_operator(cluster, [ns], tmp_path / "operator.log")
-    try:
-        cluster.wait_for(
-            lambda: not exists(lambda: kube.profile("stuck")),
-            timeout=60,
-            message=f"the Terminating profile released\n{op.log_tail()}",
-        )
-        cluster.wait_for(
-            lambda: _finalizers(kube, "live") == [FOREIGN],
-            timeout=60,
-            message="only the foreign finalizer left on the live profile",
-        )
-        # The live one is reconciled as usual.
-        kube.wait_condition("live", "Ready", "True", timeout=120)
-        metrics = op.metrics()
-        assert "sentiric_operator_legacy_finalizers_removed_total 2.0" in metrics
-    finally:
-        op.stop()
-        cluster.kubectl(
-            "-n",
-            ns,
-            "patch",
-            "llmp",
-            "live",
-            "--type=merge",
-            "-p",
-            '{"metadata":{"finalizers":null}}',
-            check=False,
-        )

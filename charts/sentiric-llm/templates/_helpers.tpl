@@ -111,8 +111,8 @@ Rendered into the ClusterRole (cluster-wide) or into one Role per watched namesp
 helm end-to-end test runs the operator under exactly these rules.
 */}}
 {{- define "sentiric-llm.namespacedRules" -}}
-# kopf watches profiles and patches their finalizer and progress annotations; the operator
-# reads one back before repairing a child.
+# kopf watches profiles and patches its progress annotations onto them; the operator reads
+# one back before repairing a child.
 - apiGroups: [llm.sentiric.ai]
   resources: [llmprofiles]
   verbs: [get, list, watch, patch]

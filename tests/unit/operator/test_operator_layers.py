@@ -1,6 +1,6 @@
 """The operator's layers call only downwards; checked on the source's import statements.
 
-specs -> sizing -> builders -> observations/statuses/finalizers -> kubeapi -> reconciling ->
+specs -> sizing -> builders -> observations/statuses -> kubeapi -> reconciling ->
 refreshing/resyncing -> handlers -> __main__: the pure layers import neither kopf nor a
 Kubernetes client, only kubeapi talks to the API, and only handlers (and __main__) use kopf.
 """
@@ -22,7 +22,6 @@ PURE = [
     "observations",
     "crashes",
     "statuses",
-    "finalizers",
     "builders",
 ]
 
