@@ -7,8 +7,6 @@ file keeps the previous certificate serving. The certificates are generated with
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import shutil
 import time
@@ -18,12 +16,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from sentiric_inference.client import GenerationOptions, LlamaClient, TLSOptions
 
+from tests.support.certificates import make_ca, make_leaf
 from tests.support.server import ServerHandle, running_server
 
 pytestmark = pytest.mark.model
@@ -43,95 +39,14 @@ class Certificates:
     rogue_key: Path
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return path
-
-
-def _write_cert(cert: x509.Certificate, path: Path) -> Path:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path
-
-
-def _builder(
-    subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
-) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-    )
-
-
-def _ca(directory: Path, name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        _builder(name, _name(name), key.public_key())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key, _write_cert(cert, directory / f"{name}.crt")
-
-
-def _leaf(
-    directory: Path,
-    name: str,
-    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey, Path],
-    usage: x509.ObjectIdentifier,
-) -> tuple[Path, Path]:
-    ca_cert, ca_key, _ = ca
-    key = ec.generate_private_key(ec.SECP256R1())
-    builder = _builder(name, ca_cert.subject, key.public_key()).add_extension(
-        x509.ExtendedKeyUsage([usage]), critical=False
-    )
-    if usage == ExtendedKeyUsageOID.SERVER_AUTH:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-    cert = builder.sign(ca_key, hashes.SHA256())
-    return _write_cert(cert, directory / f"{name}.crt"), _write_key(key, directory / f"{name}.key")
-
-
 @pytest.fixture(scope="session")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     directory = tmp_path_factory.mktemp("certs")
-    ca = _ca(directory, "test-ca")
-    rogue_ca = _ca(directory, "rogue-ca")
-    server_cert, server_key = _leaf(directory, "server", ca, ExtendedKeyUsageOID.SERVER_AUTH)
-    client_cert, client_key = _leaf(directory, "client", ca, ExtendedKeyUsageOID.CLIENT_AUTH)
-    rogue_cert, rogue_key = _leaf(directory, "rogue", rogue_ca, ExtendedKeyUsageOID.CLIENT_AUTH)
+    ca = make_ca(directory, "test-ca")
+    rogue_ca = make_ca(directory, "rogue-ca")
+    server_cert, server_key = make_leaf(directory, "server", ca, ExtendedKeyUsageOID.SERVER_AUTH)
+    client_cert, client_key = make_leaf(directory, "client", ca, ExtendedKeyUsageOID.CLIENT_AUTH)
+    rogue_cert, rogue_key = make_leaf(directory, "rogue", rogue_ca, ExtendedKeyUsageOID.CLIENT_AUTH)
     return Certificates(
         ca=ca[2],
         server_cert=server_cert,
@@ -218,9 +133,9 @@ class Generation:
 
 def _generation(directory: Path, name: str) -> Generation:
     directory.mkdir()
-    ca = _ca(directory, f"{name}-ca")
-    server_cert, server_key = _leaf(directory, "server", ca, ExtendedKeyUsageOID.SERVER_AUTH)
-    client_cert, client_key = _leaf(directory, "client", ca, ExtendedKeyUsageOID.CLIENT_AUTH)
+    ca = make_ca(directory, f"{name}-ca")
+    server_cert, server_key = make_leaf(directory, "server", ca, ExtendedKeyUsageOID.SERVER_AUTH)
+    client_cert, client_key = make_leaf(directory, "client", ca, ExtendedKeyUsageOID.CLIENT_AUTH)
     return Generation(ca[2], server_cert, server_key, client_cert, client_key)
 
 

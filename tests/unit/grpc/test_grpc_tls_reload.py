@@ -18,8 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sentiric_inference import tls_files
 from sentiric_inference.config import TLSSettings
-from sentiric_inference.grpc_api import tls as tls_module
 from sentiric_inference.grpc_api.tls import CertificateFiles, TLSFileError
 
 LOGGER = "sentiric_inference.grpc_api.tls"
@@ -188,7 +188,7 @@ def test_files_changing_while_read_are_judged_when_they_hold_still(
     settings = _write(tmp_path, _pair("a"))
     files = CertificateFiles(settings)
     (tmp_path / "tls.key").write_bytes(b"-----BEGIN PRIVATE KEY-----\nhalf")
-    real_load = tls_module._load
+    real_load = tls_files.load_certificates
 
     def load_while_the_writer_finishes(tls: TLSSettings) -> object:
         try:
@@ -196,11 +196,11 @@ def test_files_changing_while_read_are_judged_when_they_hold_still(
         finally:
             _write(tmp_path, _pair("b"))
 
-    monkeypatch.setattr(tls_module, "_load", load_while_the_writer_finishes)
+    monkeypatch.setattr(tls_files, "load_certificates", load_while_the_writer_finishes)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert files.fetch() is None
     assert _messages(caplog, logging.WARNING) == []
-    monkeypatch.setattr(tls_module, "_load", real_load)
+    monkeypatch.setattr(tls_files, "load_certificates", real_load)
     assert isinstance(files.fetch(), grpc.ServerCertificateConfiguration)
 
 
@@ -213,7 +213,7 @@ def test_fetch_never_raises_into_grpc(
     def broken(tls: TLSSettings) -> object:
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr(tls_module, "_load", broken)
+    monkeypatch.setattr(tls_files, "load_certificates", broken)
     with caplog.at_level(logging.ERROR, logger=LOGGER):
         assert files.fetch() is None
     assert _messages(caplog, logging.ERROR) == [
