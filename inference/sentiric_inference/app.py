@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,16 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _https_context(config: EngineConfig) -> ssl.SSLContext | None:
+    """With server.tls.https, the HTTP port's TLS context; raises TLSFileError naming the key."""
+    tls = config.server.tls
+    if tls is None or not tls.https:
+        return None
+    from sentiric_inference.http.tls import server_context
+
+    return server_context(tls)
+
+
 def _display_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
@@ -99,6 +110,8 @@ async def serve(
     from sentiric_inference.http.connections import guarded_protocol
 
     settings = config.server
+    # First, so unusable certificate files stop the start before anything is bound or loaded.
+    https = _https_context(config)
     metrics = Metrics()
     engine = Engine(
         model_path,
@@ -125,6 +138,8 @@ async def serve(
             # streams still open get their final chunk before uvicorn drops connections.
             timeout_graceful_shutdown=int(shutdown_grace) + _CONNECTION_DRAIN_S,
             timeout_keep_alive=30,
+            # uvicorn's hook for a ready-made context: ours swaps certificates on rotation.
+            ssl_context_factory=None if https is None else (lambda _config, _default: https),
         )
     )
     stop = asyncio.Event()
@@ -142,12 +157,14 @@ async def serve(
     load_task = asyncio.create_task(serving.start(), name="model-load")
     stop_task = asyncio.create_task(stop.wait(), name="stop-signal")
     host = _display_host(settings.host)
+    scheme = "http" if https is None else "https"
+    log.info("HTTP listening on %s:%d (%s)", settings.host, settings.http_port, scheme.upper())
     if on_listening is not None:
         on_listening(
             Endpoints(
-                http_url=f"http://{host}:{settings.http_port}",
+                http_url=f"{scheme}://{host}:{settings.http_port}",
                 grpc_target=f"{host}:{grpc_server.port}",
-                metrics_url=f"http://{host}:{settings.http_port}/metrics",
+                metrics_url=f"{scheme}://{host}:{settings.http_port}/metrics",
                 model_name=serving.model_name,
                 api_keys=serving.access.enabled,
             )

@@ -162,12 +162,19 @@ class PromptSettings(_Model):
 
 
 class TLSSettings(_Model):
-    """gRPC mTLS: server certificate and key, and the CA that signs client certificates."""
+    """TLS from mounted files: gRPC always, the HTTP port too with `https`.
+
+    The files are re-read when they change (tls_files.py), on both ports.
+    """
 
     cert_file: Path
     key_file: Path
     # Spelled like the CRD's clientCASecretName (to_camel would give clientCaFile).
+    # gRPC only: HTTPS callers (browsers, the openai client, kubelet probes, Prometheus)
+    # authenticate with API keys, so the HTTP port never asks for a client certificate.
     client_ca_file: Path | None = Field(default=None, alias="clientCAFile")
+    # Serve the HTTP port as HTTPS only, with the same certificate and key.
+    https: bool = False
 
 
 class LimitsSettings(_Model):

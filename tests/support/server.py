@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,15 @@ class ServerHandle:
     config_path: Path
     log_path: Path
     process: subprocess.Popen[bytes]
+    # With server.tls.https: the CA that signed the server certificate (http_url is https://).
+    ca_file: Path | None = None
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's `verify=` for this server: trusts ca_file when it serves HTTPS."""
+        if self.ca_file is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     @property
     def openai_base_url(self) -> str:
@@ -49,7 +59,7 @@ class ServerHandle:
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Poll /ready until 200 (bounded); fail with the server log if the process dies."""
         deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=2.0) as client:
+        with httpx.Client(timeout=2.0, verify=self.verify) as client:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise RuntimeError(
@@ -103,14 +113,16 @@ def running_server(
     context_size: int = 2048,
     max_queue: int = 64,
     extra_config: Mapping[str, Any] | None = None,
-    tls: Mapping[str, str | Path] | None = None,
+    tls: Mapping[str, str | Path | bool] | None = None,
+    ca_file: Path | None = None,
     wait: bool = True,
     env: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
 ) -> Iterator[ServerHandle]:
     """Start `sentiric-llm serve` on free ports; yields once /ready is 200 (unless wait=False).
 
-    `tls` is server.tls (certFile, keyFile, clientCAFile); `extra_config` is merged into
+    `tls` is server.tls (certFile, keyFile, clientCAFile, https); with https, `ca_file` is
+    the CA the handle trusts (`verify`) and http_url is https://. `extra_config` is merged into
     the engine.yaml (camelCase keys, e.g. {"sampling": {"maxTokens": 64}}); `args` are
     extra `serve` flags (e.g. ["--shutdown-grace", "1"]).
     """
@@ -134,7 +146,10 @@ def running_server(
         },
     }
     if tls is not None:
-        config["server"]["tls"] = {key: str(value) for key, value in tls.items()}
+        config["server"]["tls"] = {
+            key: value if isinstance(value, bool) else str(value) for key, value in tls.items()
+        }
+    https = tls is not None and tls.get("https") is True
     if extra_config:
         config = _merge(config, extra_config)
     config_path = workdir / "engine.yaml"
@@ -156,12 +171,13 @@ def running_server(
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     handle = ServerHandle(
-        http_url=f"http://127.0.0.1:{http_port}",
+        http_url=f"{'https' if https else 'http'}://127.0.0.1:{http_port}",
         grpc_target=f"127.0.0.1:{grpc_port}",
         pid=process.pid,
         config_path=config_path,
         log_path=log_path,
         process=process,
+        ca_file=ca_file if https else None,
     )
     try:
         if wait:

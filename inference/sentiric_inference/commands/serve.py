@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     from sentiric_inference.app import serve
     from sentiric_inference.logging_setup import configure_logging
     from sentiric_inference.serving.keys import KeyFileError
+    from sentiric_inference.tls_files import TLSFileError
 
     configure_logging(config.server.log_format, config.server.log_level)
     try:
@@ -169,4 +170,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except KeyFileError as exc:
         # Never serve without the keys the configuration asks for.
+        return _fail(str(exc))
+    except TLSFileError as exc:
+        # Nor in plaintext, or with a certificate other than the one configured.
         return _fail(str(exc))
