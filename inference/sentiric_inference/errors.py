@@ -7,6 +7,7 @@ SentiricError
 │   └── RateLimitedError     -> HTTP 429 + Retry-After / gRPC RESOURCE_EXHAUSTED (names the limit)
 ├── UnauthenticatedError     -> HTTP 401 / gRPC UNAUTHENTICATED     (no key, or not a known one)
 ├── NotReadyError            -> HTTP 503 / gRPC UNAVAILABLE
+├── FeatureOffError          -> HTTP 501                            (e.g. engine.embeddings off)
 └── EngineFailure            -> HTTP 500 / gRPC INTERNAL (or finish_reason "error" mid-stream)
 """
 
@@ -75,6 +76,10 @@ class UnauthenticatedError(SentiricError):
 
 class NotReadyError(SentiricError):
     """The model is not loaded (yet, or any more)."""
+
+
+class FeatureOffError(SentiricError):
+    """The route exists, but this server does not serve it as configured (no retry helps)."""
 
 
 class EngineFailure(SentiricError):

@@ -9,12 +9,14 @@ from fastapi import FastAPI
 
 from sentiric_inference import __version__
 from sentiric_inference.http.auth import ApiKeyMiddleware
+from sentiric_inference.http.embeddings import router as embeddings_router
 from sentiric_inference.http.errors import install_error_handlers
 from sentiric_inference.http.limiting import BodyLimitMiddleware
 from sentiric_inference.http.middleware import RequestIdMiddleware
 from sentiric_inference.http.routes import router
 from sentiric_inference.http.studio import router as studio_router
 from sentiric_inference.http.tokenizing import router as tokenizing_router
+from sentiric_inference.serving.embedding import Embeddings
 from sentiric_inference.serving.tokenizing import Tokenizing
 
 if TYPE_CHECKING:
@@ -28,8 +30,10 @@ def create_app(serving: Serving, metrics: Metrics) -> FastAPI:
     app.state.serving = serving
     app.state.metrics = metrics
     app.state.tokenizing = Tokenizing(serving)
+    app.state.embeddings = Embeddings(serving)
     app.include_router(router)
     app.include_router(tokenizing_router)
+    app.include_router(embeddings_router)
     app.include_router(studio_router)
     install_error_handlers(app)
     limits = serving.config.server.limits

@@ -64,7 +64,9 @@ class ApiKeyMiddleware:
                 param=None,
                 code="invalid_api_key",
             )
-            await error_response(401, body, headers)(scope, receive, send)
+            await error_response(401, body, headers, path=scope.get("path", ""))(
+                scope, receive, send
+            )
             return
         state["caller"] = caller
         # Not reset: each request runs in its own task, and the access line written after

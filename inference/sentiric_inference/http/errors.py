@@ -1,4 +1,5 @@
-"""Every HTTP error leaves in OpenAI's shape `{"error": {message, type, param, code}}`, from here.
+"""Every HTTP error leaves from here: in OpenAI's shape `{"error": {message, type, param, code}}`,
+or on the Ollama API's paths (/api/*) in Ollama's `{"error": "<message>"}`, same status.
 
 InvalidRequestError / malformed JSON / wrong types -> 400 invalid_request_error
 PromptTooLongError                                  -> 400 (code context_length_exceeded)
@@ -8,6 +9,7 @@ OverloadedError                                     -> 429 rate_limit_error + Re
 RateLimitedError (an API key over a perKey limit)   -> 429 (code rate_limit_exceeded)
 UnauthenticatedError                                -> 401 (code invalid_api_key)
 NotReadyError                                       -> 503 unavailable_error
+FeatureOffError (e.g. engine.embeddings off)        -> 501 not_implemented_error
 EngineFailure / anything unexpected                 -> 500 server_error (logged)
 """
 
@@ -27,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sentiric_inference.errors import (
     MAX_MESSAGE_CHARS,
     MAX_PARAM_CHARS,
+    FeatureOffError,
     InvalidRequestError,
     NotReadyError,
     OverloadedError,
@@ -43,7 +46,25 @@ log = logging.getLogger(__name__)
 # The `api` label of requests_total for each API route.
 API_CHAT = "http_chat"
 API_COMPLETION = "http_completion"
-API_BY_PATH = {"/v1/chat/completions": API_CHAT, "/v1/completions": API_COMPLETION}
+API_EMBEDDINGS = "http_embeddings"
+API_OLLAMA_CHAT = "ollama_chat"
+API_OLLAMA_GENERATE = "ollama_generate"
+API_OLLAMA_EMBED = "ollama_embed"
+API_BY_PATH = {
+    "/v1/chat/completions": API_CHAT,
+    "/v1/completions": API_COMPLETION,
+    "/v1/embeddings": API_EMBEDDINGS,
+    "/api/chat": API_OLLAMA_CHAT,
+    "/api/generate": API_OLLAMA_GENERATE,
+    "/api/embed": API_OLLAMA_EMBED,
+    "/api/embeddings": API_OLLAMA_EMBED,
+}
+# The Ollama API's routes answer errors in Ollama's shape.
+OLLAMA_PREFIX = "/api/"
+
+
+def is_ollama_path(path: str) -> bool:
+    return path.startswith(OLLAMA_PREFIX)
 
 
 class ApiError(Exception):
@@ -93,6 +114,12 @@ def error_body(exc: SentiricError) -> tuple[int, ErrorBody, dict[str, str]]:
             ErrorBody(message=exc.message, type="invalid_request_error", code="invalid_api_key"),
             {"WWW-Authenticate": "Bearer"},
         )
+    if isinstance(exc, FeatureOffError):
+        return (
+            501,
+            ErrorBody(message=exc.message, type="not_implemented_error", code="not_served"),
+            {},
+        )
     if isinstance(exc, NotReadyError):
         return (
             503,
@@ -105,8 +132,9 @@ def error_body(exc: SentiricError) -> tuple[int, ErrorBody, dict[str, str]]:
 
 
 def error_response(
-    status: int, body: ErrorBody, headers: dict[str, str] | None = None
+    status: int, body: ErrorBody, headers: dict[str, str] | None = None, *, path: str = ""
 ) -> JSONResponse:
+    """The error response for a request to `path` (Ollama's shape on the Ollama API)."""
     # Messages and params may quote what the client sent: bounded, whatever raised them.
     body = body.model_copy(
         update={
@@ -114,6 +142,9 @@ def error_response(
             "param": None if body.param is None else truncated(body.param, MAX_PARAM_CHARS),
         }
     )
+    if is_ollama_path(path):
+        # Ollama's clients read one string; it names the field in its text already.
+        return JSONResponse({"error": body.message}, status_code=status, headers=headers)
     return JSONResponse(
         ErrorResponse(error=body).model_dump(mode="json"), status_code=status, headers=headers
     )
@@ -137,11 +168,11 @@ def location_param(loc: Sequence[int | str]) -> str | None:
     return out or None
 
 
-def _validation_response(exc: RequestValidationError) -> JSONResponse:
+def _validation_response(exc: RequestValidationError, path: str) -> JSONResponse:
     errors: list[dict[str, Any]] = list(exc.errors())
     if not errors:
         return error_response(
-            400, ErrorBody(message="Invalid request.", type="invalid_request_error")
+            400, ErrorBody(message="Invalid request.", type="invalid_request_error"), path=path
         )
     first = errors[0]
     kind = str(first.get("type", ""))
@@ -155,6 +186,7 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
                 type="invalid_request_error",
                 code="invalid_json",
             ),
+            path=path,
         )
     param = location_param(loc)
     if kind == "extra_forbidden":
@@ -190,22 +222,23 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
             param=param,
             code=code,
         ),
+        path=path,
     )
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the one mapping from exceptions to OpenAI error responses."""
+    """Register the one mapping from exceptions to error responses (OpenAI's or Ollama's)."""
 
-    async def on_sentiric(_: Request, exc: Exception) -> JSONResponse:
+    async def on_sentiric(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, SentiricError)
         status, body, headers = error_body(exc)
         if status >= 500:
             log.error("request failed: %s", exc.message)
-        return error_response(status, body, headers)
+        return error_response(status, body, headers, path=request.url.path)
 
-    async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.body)
+        return error_response(exc.status, exc.body, path=request.url.path)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -213,21 +246,26 @@ def install_error_handlers(app: FastAPI) -> None:
         if api is not None:
             # Refused before reaching the serving layer, which counts its own refusals.
             request.app.state.metrics.requests_total.labels(api, "invalid").inc()
-        return _validation_response(exc)
+        return _validation_response(exc, request.url.path)
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         kind = {404: "not_found_error", 405: "invalid_request_error"}.get(
             exc.status_code, "invalid_request_error" if exc.status_code < 500 else "server_error"
         )
         return error_response(
-            exc.status_code, ErrorBody(message=str(exc.detail), type=kind), dict(exc.headers or {})
+            exc.status_code,
+            ErrorBody(message=str(exc.detail), type=kind),
+            dict(exc.headers or {}),
+            path=request.url.path,
         )
 
-    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error while serving a request", exc_info=exc)
         return error_response(
-            500, ErrorBody(message="Internal server error.", type="server_error", code="internal")
+            500,
+            ErrorBody(message="Internal server error.", type="server_error", code="internal"),
+            path=request.url.path,
         )
 
     app.add_exception_handler(SentiricError, on_sentiric)

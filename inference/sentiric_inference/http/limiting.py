@@ -86,7 +86,7 @@ class BodyLimitMiddleware:
         if api is not None and self.metrics is not None:
             self.metrics.requests_total.labels(api, "invalid").inc()
         # The rest of the body is not read, so the connection cannot carry another request.
-        response = error_response(status, body, {"Connection": "close"})
+        response = error_response(status, body, {"Connection": "close"}, path=scope.get("path", ""))
         await response(scope, receive, send)
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sentiric_inference.protocol.responses import EngineDetails, ModelCard, SamplingDetails
+from sentiric_inference.protocol.responses import (
+    EmbeddingDetails,
+    EngineDetails,
+    ModelCard,
+    SamplingDetails,
+)
 
 if TYPE_CHECKING:
     from sentiric_inference.serving.service import Serving
@@ -15,6 +20,7 @@ def model_card(serving: Serving, created: int) -> ModelCard:
     """The card; `engine` stays None until the model is loaded (the plan is known then)."""
     config = serving.config
     sampling = config.sampling
+    embedding = embedding_details(serving)
     return ModelCard(
         id=serving.model_name,
         created=created,
@@ -31,6 +37,18 @@ def model_card(serving: Serving, created: int) -> ModelCard:
             max_tokens=sampling.max_tokens,
         ),
         response_format=config.prompt.response_format,
+        embeddings_enabled=embedding is not None,
+        embeddings=embedding,
+    )
+
+
+def embedding_details(serving: Serving) -> EmbeddingDetails | None:
+    """The embedding vectors' shape, None while embeddings are not served."""
+    info = serving.engine.embedding_info
+    if info is None:
+        return None
+    return EmbeddingDetails(
+        dimensions=info.dimensions, pooling=info.pooling, max_input_tokens=info.max_input_tokens
     )
 
 

@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from sentiric_inference.errors import InvalidRequestError, shown
 from sentiric_inference.http.errors import API_CHAT, API_COMPLETION, ApiError
-from sentiric_inference.http.model_card import model_card
+from sentiric_inference.http.model_card import embedding_details, model_card
 from sentiric_inference.http.streaming import Kind, collect, stream_sse
 from sentiric_inference.protocol.convert import chat_request, completion_request
 from sentiric_inference.protocol.requests import ChatCompletionRequest, CompletionRequest
@@ -75,6 +75,7 @@ async def health(request: Request) -> dict[str, Any]:
     would not help; `model_ready` and /ready say whether requests can be served.
     """
     stats = _serving(request).engine.stats()
+    embedding = embedding_details(_serving(request))
     return {
         "status": "healthy",
         "model_ready": _serving(request).ready,
@@ -85,6 +86,10 @@ async def health(request: Request) -> dict[str, Any]:
             "queued": stats.queue_depth,
             "kv_cells_used": stats.kv_cells_used,
             "kv_cells_total": stats.kv_cells_total,
+        },
+        "embeddings": {
+            "enabled": embedding is not None,
+            "dimensions": embedding.dimensions if embedding is not None else None,
         },
     }
 
@@ -110,7 +115,8 @@ async def list_models(request: Request) -> ModelList:
     return ModelList(data=[model_card(_serving(request), _STARTED)])
 
 
-def _check_model(serving: Serving, model: str) -> None:
+def check_model(serving: Serving, model: str) -> None:
+    """ApiError 404 unless `model` is the one this server serves."""
     if model != serving.model_name:
         raise ApiError(
             404,
@@ -185,7 +191,7 @@ async def _respond(
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     serving = _serving(request)
     try:
-        _check_model(serving, body.model)
+        check_model(serving, body.model)
         chat, params = chat_request(body)
     except (InvalidRequestError, ApiError):
         _metrics(request).requests_total.labels(API_CHAT, "invalid").inc()
@@ -208,7 +214,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
 async def completions(body: CompletionRequest, request: Request) -> Response:
     serving = _serving(request)
     try:
-        _check_model(serving, body.model)
+        check_model(serving, body.model)
         prompt, params = completion_request(body)
     except (InvalidRequestError, ApiError):
         _metrics(request).requests_total.labels(API_COMPLETION, "invalid").inc()

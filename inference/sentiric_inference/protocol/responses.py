@@ -142,6 +142,14 @@ class SamplingDetails(BaseModel):
     max_tokens: int
 
 
+class EmbeddingDetails(BaseModel):
+    """Extension: the vectors /v1/embeddings and /api/embed return (None while off)."""
+
+    dimensions: int
+    pooling: str
+    max_input_tokens: int
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
@@ -156,6 +164,9 @@ class ModelCard(BaseModel):
     engine: EngineDetails | None = None
     sampling: SamplingDetails | None = None
     response_format: dict[str, Any] | None = None
+    # Extension: whether embeddings are served, and their shape.
+    embeddings_enabled: bool = False
+    embeddings: EmbeddingDetails | None = None
 
 
 class ModelList(BaseModel):
