@@ -164,7 +164,11 @@ class AuthSpec(_Spec):
 
 class TLSSpec(_Spec):
     secret_name: str = Field(min_length=1)
+    # gRPC only: the HTTP port's callers (browsers, the openai client, probes, Prometheus)
+    # show no client certificates; they authenticate with API keys (spec.auth).
     client_ca_secret_name: str | None = Field(default=None, alias="clientCASecretName")
+    # The HTTP port (16070) serves HTTPS only, with the same certificate.
+    https: bool = False
 
 
 # A default autoscaling target when engine.parallel is automatic (0): the plan's
@@ -267,6 +271,11 @@ class ProfileSpec(_Spec):
         # The CRD can only see the schema's root; its bounds and metaschema are checked here.
         check_response_format(self.prompt, self.server.limits)
         return self
+
+    @property
+    def https(self) -> bool:
+        """Whether the HTTP port serves HTTPS (tls.https)."""
+        return self.tls is not None and self.tls.https
 
 
 def autoscaling_target(spec: ProfileSpec) -> int:

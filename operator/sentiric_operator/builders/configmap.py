@@ -46,6 +46,7 @@ def engine_config(spec: ProfileSpec) -> EngineConfig:
             key_file=TLS_DIR / "tls.key",
             # The contract spells this key like the CRD (clientCAFile), so it is passed by alias.
             clientCAFile=(CLIENT_CA_DIR / "ca.crt") if spec.tls.client_ca_secret_name else None,
+            https=spec.tls.https,
         )
     ref = spec.auth.api_key_secret_ref
     auth = AuthSettings(

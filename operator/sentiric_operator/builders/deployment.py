@@ -24,6 +24,7 @@ from sentiric_operator.builders.labels import (
     INFERENCE,
     config_map_name,
     deployment_name,
+    http_port_name,
     object_meta,
     pvc_name,
     selector_labels,
@@ -161,9 +162,15 @@ def _resources(spec: ProfileSpec, shape: ModelShape | None) -> dict[str, Any]:
     return out
 
 
-def _http_probe(path: str, *, period: int, failures: int, timeout: int) -> dict[str, Any]:
+def _http_probe(
+    spec: ProfileSpec, path: str, *, period: int, failures: int, timeout: int
+) -> dict[str, Any]:
+    get: dict[str, Any] = {"path": path, "port": http_port_name(spec)}
+    if spec.https:
+        # The kubelet does not verify the certificate of an HTTPS probe; it only speaks TLS.
+        get["scheme"] = "HTTPS"
     return {
-        "httpGet": {"path": path, "port": "http"},
+        "httpGet": get,
         "periodSeconds": period,
         "failureThreshold": failures,
         "timeoutSeconds": timeout,
@@ -201,7 +208,7 @@ def _serve_container(
             str(spec.shutdown.grace_seconds),
         ],
         "ports": [
-            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+            {"name": http_port_name(spec), "containerPort": HTTP_PORT, "protocol": "TCP"},
             {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
         ],
         "env": env,
@@ -212,10 +219,10 @@ def _serve_container(
         # Three questions, three probes: has the model finished loading (startup), may this
         # pod take traffic now (readiness), is the process wedged and worth a restart (liveness).
         "startupProbe": _http_probe(
-            "/ready", period=STARTUP_PERIOD_S, failures=STARTUP_FAILURES, timeout=5
+            spec, "/ready", period=STARTUP_PERIOD_S, failures=STARTUP_FAILURES, timeout=5
         ),
-        "readinessProbe": _http_probe("/ready", period=5, failures=2, timeout=3),
-        "livenessProbe": _http_probe("/health", period=20, failures=3, timeout=10),
+        "readinessProbe": _http_probe(spec, "/ready", period=5, failures=2, timeout=3),
+        "livenessProbe": _http_probe(spec, "/health", period=20, failures=3, timeout=10),
         "lifecycle": {
             "preStop": {"exec": {"command": prestop_command(spec.shutdown.drain_delay_seconds)}}
         },

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sentiric_operator.specs import Profile
+from sentiric_operator.specs import Profile, ProfileSpec
 
 APP_NAME = "sentiric-llm"
 MANAGED_BY = "sentiric-operator"
@@ -53,6 +53,12 @@ def autoscaler_name(profile: Profile) -> str:
 
 def inference_pool_name(profile: Profile) -> str:
     return profile.name
+
+
+def http_port_name(spec: ProfileSpec) -> str:
+    """The HTTP port's name in the pod and the Services: "https" once it serves TLS, so
+    whatever reads the name (a mesh, a gateway, kubectl) knows what to speak to it."""
+    return "https" if spec.https else "http"
 
 
 def selector_labels(profile_name: str) -> dict[str, str]:

@@ -10,14 +10,16 @@ from sentiric_operator.builders.labels import (
     HEADLESS,
     INFERENCE,
     headless_service_name,
+    http_port_name,
     object_meta,
     selector_labels,
     service_name,
 )
-from sentiric_operator.specs import Profile
+from sentiric_operator.specs import Profile, ProfileSpec
 
 
-def _ports() -> list[dict[str, Any]]:
+def _ports(spec: ProfileSpec) -> list[dict[str, Any]]:
+    http = http_port_name(spec)
     return [
         {
             "name": "grpc",
@@ -27,11 +29,12 @@ def _ports() -> list[dict[str, Any]]:
             "appProtocol": "kubernetes.io/h2c",
         },
         {
-            "name": "http",
+            "name": http,
             "port": HTTP_PORT,
-            "targetPort": "http",
+            "targetPort": http,
             "protocol": "TCP",
-            "appProtocol": "http",
+            # IANA service names, as Kubernetes documents for appProtocol.
+            "appProtocol": http,
         },
     ]
 
@@ -44,7 +47,7 @@ def service(profile: Profile) -> dict[str, Any]:
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(profile.name),
-            "ports": _ports(),
+            "ports": _ports(profile.spec),
         },
     }
 
@@ -58,7 +61,7 @@ def headless_service(profile: Profile) -> dict[str, Any]:
         "spec": {
             "clusterIP": "None",
             "selector": selector_labels(profile.name),
-            "ports": _ports(),
+            "ports": _ports(profile.spec),
         },
     }
 
@@ -68,7 +71,7 @@ def endpoints(profile: Profile) -> dict[str, str]:
     host = f"{service_name(profile)}.{profile.namespace}.svc"
     return {
         "grpc": f"{host}:{GRPC_PORT}",
-        "http": f"http://{host}:{HTTP_PORT}",
+        "http": f"{http_port_name(profile.spec)}://{host}:{HTTP_PORT}",
         "headless": f"{headless_service_name(profile)}.{profile.namespace}.svc:{GRPC_PORT}",
         # The gRPC target a balanced client (round robin, session affinity) is given.
         "grpcBalanced": (

@@ -7,6 +7,7 @@ from typing import Any
 from sentiric_operator.builders.labels import (
     COMPONENT_LABEL,
     INFERENCE,
+    http_port_name,
     object_meta,
     selector_labels,
     service_monitor_name,
@@ -14,6 +15,22 @@ from sentiric_operator.builders.labels import (
 from sentiric_operator.specs import Profile
 
 SERVICE_MONITOR_API_VERSION = "monitoring.coreos.com/v1"
+
+
+def _endpoint(profile: Profile) -> dict[str, Any]:
+    sm = profile.spec.monitoring.service_monitor
+    endpoint: dict[str, Any] = {
+        "port": http_port_name(profile.spec),
+        "path": "/metrics",
+        "interval": sm.interval,
+    }
+    if profile.spec.https:
+        endpoint["scheme"] = "https"
+        # Prometheus scrapes each pod by its IP, which a certificate issued for the
+        # Service's DNS names does not hold, and the Secret need not carry the CA (ca.crt):
+        # the scrape is encrypted but the target not authenticated, as the kubelet's probes.
+        endpoint["tlsConfig"] = {"insecureSkipVerify": True}
+    return endpoint
 
 
 def servicemonitor(profile: Profile) -> dict[str, Any]:
@@ -31,6 +48,6 @@ def servicemonitor(profile: Profile) -> dict[str, Any]:
                 "matchLabels": {**selector_labels(profile.name), COMPONENT_LABEL: INFERENCE}
             },
             "namespaceSelector": {"matchNames": [profile.namespace]},
-            "endpoints": [{"port": "http", "path": "/metrics", "interval": sm.interval}],
+            "endpoints": [_endpoint(profile)],
         },
     }
