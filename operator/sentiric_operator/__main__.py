@@ -10,8 +10,7 @@ from collections.abc import Sequence
 import kopf
 from prometheus_client import start_http_server
 
-from sentiric_operator.handlers import Context, register
-from sentiric_operator.kubeapi import KubeApi
+from sentiric_operator.handlers import register
 from sentiric_operator.metrics import OperatorMetrics
 from sentiric_operator.settings import OperatorSettings
 
@@ -61,9 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     if port:
         start_http_server(port, registry=metrics.registry)
-    api = KubeApi.from_environment(pool_size=max(8, settings.workers * 2))
     registry = kopf.OperatorRegistry()
-    register(registry, Context(settings=settings, api=api, metrics=metrics))
+    register(registry)
     log.info(
         "starting: namespaces=%s image=%s cuda image=%s metrics port=%s",
         ",".join(settings.namespaces) or "<cluster-wide>",
@@ -71,17 +69,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.inference_image_cuda,
         port,
     )
-    try:
-        kopf.run(
-            registry=registry,
-            standalone=not settings.peering_name,
-            peering_name=settings.peering_name or None,
-            clusterwide=not settings.namespaces,
-            namespaces=settings.namespaces,
-            liveness_endpoint=args.liveness or settings.liveness_endpoint,
-        )
-    finally:
-        api.close()
+    kopf.run(
+        registry=registry,
+        # The handlers' shared context; the startup handler adds the API module to it.
+        memo=kopf.Memo(settings=settings, metrics=metrics),
+        standalone=not settings.peering_name,
+        peering_name=settings.peering_name or None,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=args.liveness or settings.liveness_endpoint,
+    )
     return 0
 
 

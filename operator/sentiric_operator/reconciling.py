@@ -1,8 +1,9 @@
 """What every reconcile path shares: applying a profile's children and gathering its status input.
 
 The kopf handlers, the status refresher and the resync sweep all call these, so a child is
-built and a status computed the same way whichever event or timer started the work. No kopf
-import: kopf's indexes are read through the `Mapping` protocol they implement.
+built, an apply timed, classified and counted (`apply_once`) and a status computed the same
+way whichever event or timer started the work. No kopf import: kopf's indexes are read
+through the `Mapping` protocol they implement.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import copy
 import datetime
 import logging
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +85,21 @@ class Applied:
 
     monitoring: Monitoring
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One `apply_once`: what the status reports, and the refusal that failed it, if any."""
+
+    applied: Applied
+    failure: ApiCallError | None = None
+
+    @property
+    def outcome(self) -> str:
+        """`reconciles_total`'s outcome label: success, failed (not retried) or retry."""
+        if self.failure is None:
+            return "success"
+        return "failed" if self.failure.status in PERMANENT_STATUSES else "retry"
 
 
 def now() -> str:
@@ -169,6 +186,26 @@ def apply_children(
     return Monitoring.NOT_REQUESTED
 
 
+def apply_once(
+    ctx: Context, trigger: str, profile: Profile, previous: Mapping[str, Any]
+) -> Attempt:
+    """Apply every child of `profile`, timed and counted under `trigger`, whatever started it.
+
+    An `ApiCallError` is returned in the `Attempt`, not raised: each caller decides what a
+    failure means for it (kopf's retry, the next sweep); the metrics are recorded here once.
+    """
+    started = time.monotonic()
+    try:
+        monitoring = apply_children(ctx.api, profile, ctx.settings, previous)
+    except ApiCallError as exc:
+        attempt = Attempt(Applied(applied_from(previous).monitoring, str(exc)), exc)
+    else:
+        attempt = Attempt(Applied(monitoring))
+    ctx.metrics.reconcile_duration.labels(trigger).observe(time.monotonic() - started)
+    ctx.metrics.reconciles.labels(trigger, attempt.outcome).inc()
+    return attempt
+
+
 def apply_inference_pool(api: KubeApi, profile: Profile) -> None:
     """The InferencePool where the Inference Extension's CRD is served; nothing elsewhere.
 
@@ -224,18 +261,15 @@ def resize(ctx: Context, profile: Profile, status: Mapping[str, Any]) -> bool:
     leave the pods of a new model without their memory request for a while. A refusal is
     logged and counted; the sweep applies the same request later.
     """
-    try:
-        apply_children(ctx.api, profile, ctx.settings, status)
-    except ApiCallError as exc:
-        ctx.metrics.reconciles.labels(RESIZE_TRIGGER, "retry").inc()
+    attempt = apply_once(ctx, RESIZE_TRIGGER, profile, status)
+    if attempt.failure is not None:
         log.warning(
             "could not apply the memory request of %s/%s (the resync sweep retries): %s",
             profile.namespace,
             profile.name,
-            exc,
+            attempt.failure,
         )
         return False
-    ctx.metrics.reconciles.labels(RESIZE_TRIGGER, "success").inc()
     log.info(
         "%s/%s: the download reported the model's shape; the Deployment now requests %s",
         profile.namespace,

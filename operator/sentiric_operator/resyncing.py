@@ -15,13 +15,10 @@ import time
 
 from sentiric_operator.errors import ApiCallError, InvalidProfileError
 from sentiric_operator.reconciling import (
-    PERMANENT_STATUSES,
-    Applied,
     Context,
     Indexes,
     ProfileKey,
-    applied_from,
-    apply_children,
+    apply_once,
     profile_snapshot,
 )
 from sentiric_operator.refreshing import StatusRefresher
@@ -78,7 +75,6 @@ class ResyncSweep:
     async def resync(self, key: ProfileKey, indexes: Indexes) -> bool:
         """Re-apply one profile's children and write its status; False when skipped."""
         metrics = self._ctx.metrics
-        started = time.monotonic()
         try:
             body = await asyncio.to_thread(self._ctx.api.get_profile, *key)
         except ApiCallError as exc:
@@ -93,16 +89,12 @@ class ResyncSweep:
             metrics.reconciles.labels(TRIGGER, "invalid").inc()
             return False  # reported as InvalidSpec by the profile's reconcile
         status = body.get("status") or {}
-        try:
-            monitoring = await asyncio.to_thread(
-                apply_children, self._ctx.api, profile, self._ctx.settings, status
+        attempt = await asyncio.to_thread(apply_once, self._ctx, TRIGGER, profile, status)
+        if attempt.failure is not None:
+            log.warning(
+                "resync of %s/%s failed, retried in %ss: %s", *key, self._interval, attempt.failure
             )
-            applied, outcome = Applied(monitoring), "success"
-        except ApiCallError as exc:
-            applied = Applied(applied_from(status).monitoring, str(exc))
-            outcome = "failed" if exc.status in PERMANENT_STATUSES else "retry"
-            log.warning("resync of %s/%s failed, retried in %ss: %s", *key, self._interval, exc)
-        metrics.reconcile_duration.labels(TRIGGER).observe(time.monotonic() - started)
-        metrics.reconciles.labels(TRIGGER, outcome).inc()
-        await self._refresher.refresh(key, indexes, body=profile_snapshot(body), applied=applied)
-        return outcome == "success"
+        await self._refresher.refresh(
+            key, indexes, body=profile_snapshot(body), applied=attempt.applied
+        )
+        return attempt.failure is None

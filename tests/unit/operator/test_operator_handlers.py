@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import kopf
-from kubernetes import client
-from sentiric_operator.handlers import Context, register
-from sentiric_operator.kubeapi import KubeApi
-from sentiric_operator.metrics import OperatorMetrics
-from sentiric_operator.settings import OperatorSettings
+from sentiric_operator.handlers import register
 
 
 def test_no_registered_handler_makes_kopf_add_a_finalizer() -> None:
     registry = kopf.OperatorRegistry()
-    api = KubeApi(client.ApiClient())
-    try:
-        register(registry, Context(OperatorSettings(), api, OperatorMetrics()))
-    finally:
-        api.close()
+    register(registry)
     # kopf's registries are private; read them to pin down the property the fix relies on:
     # timers and daemons (spawning handlers) and mandatory deletion handlers force a finalizer.
     assert list(registry._spawning.get_all_handlers()) == []

@@ -6,8 +6,17 @@ from typing import Any, cast
 
 import pytest
 from operator_samples import spec_dict
+from sentiric_operator.errors import ApiCallError
 from sentiric_operator.kubeapi import KubeApi
-from sentiric_operator.reconciling import Applied, applied_from, apply_children, profile_snapshot
+from sentiric_operator.metrics import OperatorMetrics
+from sentiric_operator.reconciling import (
+    Applied,
+    Context,
+    applied_from,
+    apply_children,
+    apply_once,
+    profile_snapshot,
+)
 from sentiric_operator.settings import OperatorSettings
 from sentiric_operator.sizing import known_shape, memory_request
 from sentiric_operator.specs import parse_profile
@@ -148,3 +157,44 @@ def test_apply_children_sizes_the_memory_request_from_the_status_shape(
     assert (memory is not None) is requested
     if requested:
         assert memory == memory_request(profile.spec, known_shape(profile, _model_status(file)))
+
+
+class _RefusingApi(_RecordingApi):
+    """The API server refusing every apply with `status`."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__()
+        self.status = status
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        raise ApiCallError(f"PATCH {manifest['kind']}: refused", status=self.status)
+
+
+def _count(metrics: OperatorMetrics, trigger: str, outcome: str) -> float | None:
+    return metrics.registry.get_sample_value(
+        "sentiric_operator_reconciles_total", {"trigger": trigger, "outcome": outcome}
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"), [(None, "success"), (503, "retry"), (409, "retry"), (422, "failed")]
+)
+def test_apply_once_classifies_and_counts_every_apply_the_same_way(
+    status: int | None, outcome: str
+) -> None:
+    api = _RecordingApi() if status is None else _RefusingApi(status)
+    ctx = Context(OperatorSettings(), cast(KubeApi, api), OperatorMetrics())
+    previous = {"conditions": [_cond("Monitoring", "True", "ServiceMonitorApplied")]}
+    attempt = apply_once(ctx, "resync", parse_profile(_body()), previous)
+    assert attempt.outcome == outcome
+    assert _count(ctx.metrics, "resync", outcome) == 1
+    duration = ctx.metrics.registry.get_sample_value(
+        "sentiric_operator_reconcile_duration_seconds_count", {"trigger": "resync"}
+    )
+    assert duration == 1
+    if status is None:
+        assert attempt.failure is None and attempt.applied == Applied(Monitoring.NOT_REQUESTED)
+    else:
+        # A failed apply keeps what the status last said about monitoring, and names the call.
+        assert attempt.failure is not None and attempt.failure.status == status
+        assert attempt.applied == Applied(Monitoring.APPLIED, "PATCH ConfigMap: refused")
