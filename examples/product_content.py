@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import csv
 import json
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -146,7 +147,16 @@ async def run(args: argparse.Namespace) -> int:
     products = read_products(args.csv)
     schema = json.loads(args.schema.read_text()) if args.schema is not None else None
     client = openai.AsyncOpenAI(
-        base_url=args.base_url, api_key=args.api_key, timeout=args.timeout, max_retries=1
+        base_url=args.base_url,
+        api_key=args.api_key,
+        timeout=args.timeout,
+        max_retries=1,
+        # An https:// server whose certificate a private CA signed (server.tls.https).
+        http_client=(
+            openai.DefaultAsyncHttpxClient(verify=ssl.create_default_context(cafile=args.ca_file))
+            if args.ca_file is not None
+            else None
+        ),
     )
     if args.model is None:
         # The server serves one model: ask it which, so no name has to be typed.
@@ -211,6 +221,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("csv", type=Path, help="products: columns name, features, category")
     parser.add_argument("--base-url", default="http://127.0.0.1:16070/v1")
     parser.add_argument("--api-key", default="unused", help="sent as a Bearer token")
+    parser.add_argument(
+        "--ca-file", type=Path, help="CA that signed an https:// server's certificate"
+    )
     parser.add_argument("--model", help="default: the one model the server reports")
     parser.add_argument("--out", type=Path, default=Path("product_content.jsonl"))
     parser.add_argument("--finetune", type=Path, help="also write chat fine-tuning JSONL here")

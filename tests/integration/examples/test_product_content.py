@@ -13,7 +13,9 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from tests.support.certificates import make_ca, make_leaf
 from tests.support.server import ServerHandle, running_server
 
 pytestmark = pytest.mark.model
@@ -118,3 +120,28 @@ def test_a_row_that_fails_is_recorded_and_the_exit_status_says_so(
     assert len(records) == 3
     assert all(not r["ok"] and "JSONDecodeError" in r["error"] for r in records), records
     assert all(r["finish_reason"] == "length" for r in records)
+
+
+def test_the_script_reaches_an_https_server_with_its_ca(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """Transport only: the tiny model writes no JSON, so 4 tokens a row show the calls went
+    through (the copy itself is tested above)."""
+    ca = make_ca(tmp_path, "ca")
+    cert, key = make_leaf(tmp_path, "server", ca, ExtendedKeyUsageOID.SERVER_AUTH)
+    tls: dict[str, str | Path | bool] = {"certFile": cert, "keyFile": key, "https": True}
+    with running_server(tiny_model_path, context_size=1024, tls=tls, ca_file=ca[2]) as server:
+        assert server.openai_base_url.startswith("https://")
+        refused = _run(server, tmp_path, "--max-tokens", "4", "--quiet")
+        # Without the CA the certificate is not trusted: not even the model list is read.
+        assert refused.returncode != 0
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.stderr, refused.stderr[-3000:]
+        assert not (tmp_path / "out.jsonl").exists()
+        proc = _run(server, tmp_path, "--max-tokens", "4", "--quiet", "--ca-file", str(ca[2]))
+    # Exit 1: four tokens hold no JSON object, as in the test above.
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    records = _lines(tmp_path / "out.jsonl")
+    assert len(records) == 3
+    for record in records:
+        assert record["finish_reason"] == "length", record
+        assert record["usage"]["completion_tokens"] == 4, record
