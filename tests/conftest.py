@@ -1,4 +1,5 @@
-"""Root fixtures shared by every test suite: the model files tests run on (DESIGN §6)."""
+"""Root fixtures shared by every test suite: the model files tests run on
+(docs/models.md, Test models)."""
 
 from __future__ import annotations
 

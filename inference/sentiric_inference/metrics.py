@@ -1,4 +1,5 @@
-"""Prometheus metrics of one inference process (names are a contract with dashboards, DESIGN §4).
+"""Prometheus metrics of one inference process (names are a contract with
+dashboards: docs/http-api.md, Metrics).
 
 Each server gets its own registry so tests can run several in one process.
 """

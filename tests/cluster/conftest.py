@@ -1,7 +1,7 @@
 """Fixtures for tests against the local kwok control plane: `cluster` (session) and `namespace`.
 
 The control plane is built from Go modules by hack/cluster-build.sh and run as local processes
-by hack/cluster-up.sh (DESIGN §7). Tests get a `Cluster` handle:
+by hack/cluster-up.sh (docs/local-cluster.md). Tests get a `Cluster` handle:
 
     def test_something(cluster: Cluster, namespace: str) -> None:
         cluster.kubectl("-n", namespace, "apply", "-f", "-", input=manifest)

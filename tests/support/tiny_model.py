@@ -1,4 +1,5 @@
-"""A few-MB Qwen2-architecture GGUF with random weights, generated for tests (DESIGN §6).
+"""A few-MB Qwen2-architecture GGUF with random weights, generated for tests
+(docs/models.md, Test models).
 
 The file has everything llama.cpp's qwen2 loader and BPE tokenizer need: hyper-parameters,
 all tensors (attention biases included), a byte-level BPE vocabulary trained on a small fixed

@@ -1,4 +1,4 @@
-"""Build the gRPC server: LlamaService, health, reflection, optional mTLS (DESIGN §4, §5)."""
+"""Build the gRPC server: LlamaService, health, reflection, optional mTLS (docs/grpc-api.md)."""
 
 from __future__ import annotations
 

@@ -155,8 +155,8 @@ def _turn(message: ChatMessage, index: int) -> ChatTurn:
 
 
 def chat_request(body: ChatCompletionRequest) -> tuple[ChatInput, RequestParams]:
-    """Split OpenAI messages into DESIGN §4's parts: system, history, last user prompt
-    (or, when the conversation ends with tool results, no user prompt)."""
+    """Split OpenAI messages into a prompt's parts: system, history, last user prompt (or,
+    when the conversation ends with tool results, no user prompt); docs/architecture.md."""
     _check_common(body)
     _check_chat_features(body)
     tools, tools_chars = tool_set(body)

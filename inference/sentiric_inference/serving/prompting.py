@@ -1,4 +1,6 @@
-"""Build the prompt text with the model's own chat template (DESIGN §4).
+"""Build the prompt text with the model's own chat template.
+
+The parts and their order: docs/architecture.md, A prompt's parts.
 
 What the template and the profile write (`<|im_start|>`, the system prompt, the RAG
 template) is trusted; what a caller sends (its messages, history, RAG context) is not, and
@@ -170,7 +172,7 @@ def build_messages(
     *,
     native_tools: bool = True,
 ) -> list[dict[str, Any]]:
-    """The conversation handed to the template, in DESIGN §4's order.
+    """The conversation handed to the template, in the order docs/architecture.md gives.
 
     Profile and request system prompts become one system message (profile first, since it
     sets the policy the request refines); RAG context wraps only the final user prompt.

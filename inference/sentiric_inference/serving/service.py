@@ -187,7 +187,10 @@ class Generation:
 
 
 class Serving:
-    """Validates requests, renders prompts, submits them to the one engine (DESIGN §4)."""
+    """Validates requests, renders prompts, submits them to the one engine.
+
+    Its place among the layers: docs/architecture.md, Layers in the server.
+    """
 
     # Set by `drain()` (the pod's preStop hook): /ready and gRPC health say no, so load
     # balancers and balanced clients stop sending, while requests still arriving are served.

@@ -16,7 +16,7 @@ from sentiric_operator.specs import Profile
 
 INFERENCE_POOL_GROUP_VERSION = "inference.networking.k8s.io/v1"
 INFERENCE_POOL_RESOURCE = "inferencepools"
-# The OpenAI-compatible HTTP port (DESIGN.md): the one gateways forward requests to.
+# The OpenAI-compatible HTTP port (docs/http-api.md): the one gateways forward requests to.
 HTTP_PORT = 16070
 
 

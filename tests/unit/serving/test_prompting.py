@@ -1,4 +1,7 @@
-"""Prompt building: the model's template renders DESIGN §4's parts in order."""
+"""Prompt building: the model's template renders a prompt's parts in order.
+
+The parts and their order: docs/architecture.md, A prompt's parts.
+"""
 
 from __future__ import annotations
 
