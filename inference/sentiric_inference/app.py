@@ -120,6 +120,11 @@ async def serve(
         model_name=model_name_for(config),
         # An automatic context never drops below the longest answer plus room for a prompt.
         min_context=config.sampling.max_tokens + MIN_PROMPT_ROOM,
+        draft_model_path=(
+            draft.local_path(config.model.cache_dir)
+            if (draft := config.engine.draft_model) is not None
+            else None
+        ),
     )
     serving = Serving(engine, config, metrics)
     http_socket = _bind(settings.host, settings.http_port)

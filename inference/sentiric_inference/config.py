@@ -50,6 +50,27 @@ class ModelConfig(_Model):
         return None
 
 
+class DraftModelConfig(_Model):
+    """A small model with the target's vocabulary whose guesses speed up decoding
+    (engine/draft_model.py): a local `path`, or a Hub file `download` puts in model.cacheDir."""
+
+    path: Path | None = None
+    hugging_face: HuggingFaceSource | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DraftModelConfig:
+        if (self.path is None) == (self.hugging_face is None):
+            raise ValueError("engine.draftModel needs exactly one of path and huggingFace")
+        return self
+
+    def local_path(self, cache_dir: Path) -> Path:
+        if self.path is not None:
+            return self.path
+        assert self.hugging_face is not None  # _one_source
+        return cache_dir / self.hugging_face.file
+
+
 class EngineSettings(_Model):
     # Tokens of context each sequence may use (prompt + output). The KV cache holds
     # contextSize * parallel cells, so every sequence can reach its full context at once.
@@ -91,6 +112,9 @@ class EngineSettings(_Model):
     # ride along with each generating sequence's token in a step and are kept where the model
     # samples the same; the output is what plain decoding gives. 0 = off.
     draft_tokens: int = Field(default=0, ge=0, le=16)
+    # Where guesses come from when draftTokens > 0: this model's greedy continuation (e.g.
+    # Qwen2.5-0.5B for 3B or 7B); unset = prompt lookup.
+    draft_model: DraftModelConfig | None = None
 
     @field_validator("batch_size")
     @classmethod
@@ -112,6 +136,15 @@ class EngineSettings(_Model):
             raise ValueError(
                 f"kvCacheType {self.kv_cache_type} needs flash attention: set flashAttention "
                 "to auto or on, or kvCacheType to f16"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _draft_model_needs_draft_tokens(self) -> EngineSettings:
+        if self.draft_model is not None and self.draft_tokens == 0:
+            raise ValueError(
+                "engine.draftModel is set but engine.draftTokens is 0: set how many tokens it "
+                "guesses a step (e.g. 4), or remove draftModel"
             )
         return self
 

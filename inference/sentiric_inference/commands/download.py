@@ -177,11 +177,34 @@ def run(args: argparse.Namespace) -> int:
         result.sha256,
         "downloaded" if result.downloaded else "already present",
     )
+    draft = _draft_source(args)
+    if draft is not None:
+        source, pin = draft
+        try:
+            extra = download_model(source, cache_dir, sha256=pin, token=token, options=options)
+        except DownloadError as exc:
+            logger.error("draft model download failed (exit %d): %s", exc.exit_code, exc.message)
+            return exc.exit_code
+        logger.info("draft model ready: %s (%d bytes)", extra.path, extra.size)
     if args.termination_log.is_file():
         facts = termination_facts(result.path, result.size, result.sha256)
         _write_termination_log(args.termination_log, facts)
     print(result.path)
     return EXIT_OK
+
+
+def _draft_source(args: argparse.Namespace) -> tuple[Any, str | None] | None:
+    """(HubFile, sha256 pin) of engine.draftModel when --config names one on the Hub."""
+    if args.config is None:
+        return None
+    from sentiric_inference.config import load_config
+    from sentiric_inference.models.hub import HubFile
+
+    draft = load_config(args.config).engine.draft_model  # read once already by _resolve
+    if draft is None or draft.hugging_face is None:
+        return None
+    hub = draft.hugging_face
+    return HubFile(repo=hub.repo, file=hub.file, revision=hub.revision), draft.sha256
 
 
 def model_shape_facts(path: Path) -> dict[str, int] | None:

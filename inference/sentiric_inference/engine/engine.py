@@ -15,6 +15,7 @@ from ..errors import EngineFailure, InvalidRequestError, NotReadyError, PromptTo
 from ..metrics import Metrics
 from .backends import Backends, gpu_free_memory, llama_cpp_python_version
 from .cpus import available_cpus
+from .draft_model import ModelDrafter, open_draft_model
 from .embedding import Embedder, EmbeddingInfo
 from .jobs import Job, Sink
 from .memory import memory_budget
@@ -54,8 +55,11 @@ class Engine:
         *,
         model_name: str | None = None,
         min_context: int = CONTEXT_MIN,
+        draft_model_path: Path | None = None,
     ) -> None:
         self._path = Path(model_path)
+        # engine.draftModel's file: guesses come from it when draftTokens > 0.
+        self._draft_path = draft_model_path
         # Smallest context an automatic plan may choose (the profile's maxTokens + a prompt).
         self._min_context = min_context
         self._plan_used: SizingPlan | None = None
@@ -95,10 +99,17 @@ class Engine:
         batch_size = s.batch_size or default_batch_size(gpu_offload=gpu_offload)
         # Read before the weights are loaded, so a CPU budget still includes them.
         cpu_budget = memory_budget()
+        draft: Model | None = None
+        drafter: ModelDrafter | None = None
         try:
             model = Model(self._path, gpu_layers=s.gpu_layers)
             try:
-                plan = self._plan(model, cpu_budget, batch_size=batch_size, gpu=gpu_offload)
+                if self._draft_path is not None and s.draft_tokens:
+                    # Before the plan, so its weights and KV cells are counted.
+                    draft = open_draft_model(self._draft_path, model, gpu_layers=s.gpu_layers)
+                plan = self._plan(
+                    model, cpu_budget, batch_size=batch_size, gpu=gpu_offload, draft=draft
+                )
                 s = self._settings = s.model_copy(
                     update={"parallel": plan.parallel, "context_size": plan.context_size}
                 )
@@ -116,7 +127,22 @@ class Engine:
                     kv_cache_type=s.kv_cache_type,
                     unified=s.kv_layout == "unified",
                 )
+                if draft is not None:
+                    try:
+                        drafter = ModelDrafter.on(
+                            draft,
+                            n_ctx=ctx.n_ctx,
+                            n_seq=s.parallel,
+                            n_batch=ctx.n_batch,
+                            threads=resolve_threads(s.threads),
+                            flash_attention=s.flash_attention,
+                        )
+                    except BaseException:
+                        ctx.close()
+                        raise
             except BaseException:
+                if draft is not None and drafter is None:
+                    draft.close()
                 model.close()
                 raise
         except EngineFailure as exc:
@@ -142,6 +168,7 @@ class Engine:
             self._metrics,
             on_crash=self._crashed,
             sampling_threads=sampling_threads,
+            drafter=drafter,
         )
         embedder = self._start_embedder(model, s) if s.embeddings else None
         with self._lock:
@@ -198,12 +225,19 @@ class Engine:
             }
         )
 
-    def _plan(self, model: Model, cpu_budget: Budget, *, batch_size: int, gpu: bool) -> SizingPlan:
+    def _plan(
+        self,
+        model: Model,
+        cpu_budget: Budget,
+        *,
+        batch_size: int,
+        gpu: bool,
+        draft: Model | None = None,
+    ) -> SizingPlan:
         """Resolve automatic parallel / contextSize (engine/sizing.py) and log the plan."""
         s = self._settings
-        shape = ModelShape.from_metadata(
-            model.metadata(), n_vocab=model.n_vocab, weights_bytes=self._path.stat().st_size
-        )
+        shape = _shape_of(model)
+        draft_shape = _shape_of(draft) if draft is not None else None
         budget = cpu_budget
         if gpu:
             devices = gpu_free_memory()
@@ -212,7 +246,13 @@ class Engine:
                 free = sum(free for free, _total in devices)
                 budget = Budget(free, "gpu free memory", includes_weights=False)
         plan = plan_for_settings(
-            shape, budget, s, batch_size=batch_size, gpu=gpu, min_context=self._min_context
+            shape,
+            budget,
+            s,
+            batch_size=batch_size,
+            gpu=gpu,
+            min_context=self._min_context,
+            draft=draft_shape,
         )
         level = logging.INFO if plan.fits else logging.WARNING
         log.log(level, "engine plan: %s", plan.describe())
@@ -432,3 +472,9 @@ class Engine:
             eos_token=model.token_text(model.eos()),
             metadata=model.metadata(),
         )
+
+
+def _shape_of(model: Model) -> ModelShape:
+    return ModelShape.from_metadata(
+        model.metadata(), n_vocab=model.n_vocab, weights_bytes=model.path.stat().st_size
+    )

@@ -258,6 +258,7 @@ class Context:
             )
         self.ptr = ptr
         self.unified = unified
+        self.n_seq = n_seq
         self.memory = llc.llama_get_memory(ptr)
         self.n_ctx: int = llc.llama_n_ctx(ptr)
         self.n_batch: int = llc.llama_n_batch(ptr)

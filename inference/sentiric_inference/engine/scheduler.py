@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ..config import EngineSettings
 from ..errors import NotReadyError, OverloadedError
 from ..metrics import Metrics
+from .draft_model import DraftWant, ModelDrafter
 from .drafting import PromptLookup
 from .draining import DrainRate
 from .fairness import FairQueue, queue_share
@@ -64,6 +65,7 @@ class Scheduler:
         *,
         on_crash: Callable[[str], None],
         sampling_threads: int = 1,
+        drafter: ModelDrafter | None = None,
     ) -> None:
         self._model = model
         self._ctx = context
@@ -75,6 +77,8 @@ class Scheduler:
         self._prefix_cache = settings.prefix_cache
         self._idle_cache_limit = settings.idle_cache_limit
         self._draft_tokens = settings.draft_tokens
+        # Guesses from a draft model when one is loaded, else from the prompt (lookup).
+        self._drafter = drafter
         # Per-sequence KV streams (kvLayout "streams"): a prefix moves between sequences as
         # a whole-stream copy, trimmed after, and no cells are shared between sequences.
         self._streams = not context.unified
@@ -187,6 +191,8 @@ class Scheduler:
                 return False
         self._batch.close()
         self._sampler.close()
+        if self._drafter is not None:
+            self._drafter.close()
         return True
 
     # -- scheduler thread -------------------------------------------------------------------
@@ -314,16 +320,15 @@ class Scheduler:
         batch.clear()
         slots = self._slots
         spare = self._draft_room(batch.capacity - plan.tokens)
-        for i in plan.generating:
-            job = generating[i]
+        stepping = [generating[i] for i in plan.generating]
+        self._make_drafts(stepping, spare)
+        for job in stepping:
             pos = len(slots[job.seq].cached)
             job.out_index = batch.add(job.pending, pos, job.seq, True)
             # Guessed tokens go right after the real one: a sequence's tokens in a batch must
             # have consecutive positions, and each needs its logits to be checked.
-            job.draft = self._draft(job, pos, spare) if spare > 0 else []
             for offset, token in enumerate(job.draft, 1):
                 batch.add(token, pos + offset, job.seq, True)
-            spare -= len(job.draft)
             job.in_batch = 1 + len(job.draft)
         for job, n in zip(prefilling, plan.prefill, strict=True):
             if n:
@@ -342,17 +347,40 @@ class Scheduler:
         free_cells = self._ctx.n_ctx - self.kv_cells_used - self._batch.capacity
         return max(0, min(spare, free_cells))
 
-    def _draft(self, job: Job, pos: int, spare: int) -> list[int]:
+    def _make_drafts(self, jobs: list[Job], spare: int) -> None:
+        """Set each job's guesses for this step, sharing the `spare` batch rows in order."""
+        limits = []
+        for job in jobs:
+            limit = self._draft_limit(job, spare)
+            limits.append(limit)
+            spare -= limit
+        if self._drafter is not None:
+            wants = [
+                DraftWant(job.seq, [*self._slots[job.seq].cached, job.pending], limit)
+                for job, limit in zip(jobs, limits, strict=True)
+            ]
+            guesses = self._drafter.draft(wants) if any(limits) else [[] for _ in jobs]
+            for job, guess in zip(jobs, guesses, strict=True):
+                job.draft = guess
+            return
+        for job, limit in zip(jobs, limits, strict=True):
+            job.draft = self._lookup(job, limit) if limit > 0 else []
+
+    def _draft_limit(self, job: Job, spare: int) -> int:
         params = job.request.params
+        pos = len(self._slots[job.seq].cached)
         # Past max_tokens or the sequence's context a guess could never be kept.
-        limit = min(
-            self._draft_tokens,
-            spare,
-            params.max_tokens - job.generated - 1,
-            self._context_size - pos - 2,
+        return max(
+            0,
+            min(
+                self._draft_tokens,
+                spare,
+                params.max_tokens - job.generated - 1,
+                self._context_size - pos - 2,
+            ),
         )
-        if limit <= 0:
-            return []
+
+    def _lookup(self, job: Job, limit: int) -> list[int]:
         if job.lookup is None:
             job.lookup = PromptLookup(job.prompt)
             job.lookup.append(job.pending)

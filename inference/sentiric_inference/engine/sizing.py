@@ -137,12 +137,21 @@ class SizingPlan:
     automatic: tuple[str, ...]  # which settings were chosen here ("parallel", "contextSize")
     # The embedding context (engine.embeddings), 0 when it is off.
     embedding_bytes: int = 0
+    # A draft model's weights (when counted) and compute buffers; its KV is in kv_bytes.
+    draft_bytes: int = 0
 
     @property
     def total_bytes(self) -> int:
         """Weights (when counted in the budget) + KV + compute + embeddings + the process."""
         weights = self.weights_bytes if self.budget.includes_weights else 0
-        return weights + self.kv_bytes + self.compute_bytes + self.embedding_bytes + PROCESS_BYTES
+        return (
+            weights
+            + self.kv_bytes
+            + self.compute_bytes
+            + self.embedding_bytes
+            + self.draft_bytes
+            + PROCESS_BYTES
+        )
 
     def describe(self) -> str:
         mib = 2**20
@@ -151,7 +160,8 @@ class SizingPlan:
             f"{self.parallel} sequences x {self.context_size} tokens, {self.batch_size}-token "
             f"steps, KV {self.kv_cache_type} {self.kv_bytes / mib:.0f} MiB + compute "
             f"{self.compute_bytes / mib:.0f} MiB + embeddings {self.embedding_bytes / mib:.0f} MiB"
-            f" + weights {self.weights_bytes / mib:.0f} MiB "
+            + (f" + draft model {self.draft_bytes / mib:.0f} MiB" if self.draft_bytes else "")
+            + f" + weights {self.weights_bytes / mib:.0f} MiB "
             f"of {self.budget.bytes / mib:.0f} MiB {self.budget.source} "
             f"({HEADROOM:.0%} kept free; chosen automatically: {chosen})"
             + ("" if self.fits else "; DOES NOT FIT: expect out-of-memory")
@@ -174,6 +184,7 @@ def plan_sizing(
     gpu: bool,
     min_context: int = CONTEXT_MIN,
     reserved_bytes: int = 0,
+    draft: ModelShape | None = None,
 ) -> SizingPlan:
     """Resolve `parallel` / `context_size` of 0 to the largest shape the budget holds.
 
@@ -185,6 +196,15 @@ def plan_sizing(
     per_token = shape.kv_bytes_per_token(kv_cache_type)
     # `reserved_bytes` (the embedding context) comes off the budget before KV cells.
     usable = _usable(budget, shape) - reserved_bytes
+    draft_bytes = 0
+    if draft is not None:
+        # A draft model (engine.draftModel) holds a cell for every cell of the target (in
+        # per_token, so in kv_bytes), and its own weights and compute buffers.
+        per_token += draft.kv_bytes_per_token(kv_cache_type)
+        draft_bytes = (draft.weights_bytes if budget.includes_weights else 0) + (
+            draft.compute_bytes(max(batch_size, 1), max(parallel, 1))
+        )
+        usable -= draft_bytes
     cap = PARALLEL_CAP_GPU if gpu else PARALLEL_CAP_CPU
     preferred = PARALLEL_PREFERRED_GPU if gpu else PARALLEL_PREFERRED_CPU
     target = min(shape.n_ctx_train, CONTEXT_TARGET_GPU if gpu else CONTEXT_TARGET_CPU)
@@ -234,6 +254,7 @@ def plan_sizing(
         fits=kv + compute <= usable,
         automatic=tuple(automatic),
         embedding_bytes=reserved_bytes,
+        draft_bytes=draft_bytes,
     )
 
 
@@ -245,6 +266,7 @@ def plan_for_settings(
     batch_size: int,
     gpu: bool,
     min_context: int,
+    draft: ModelShape | None = None,
 ) -> SizingPlan:
     """plan_sizing with an engine.yaml section: what Engine.load and the operator both run.
 
@@ -261,4 +283,5 @@ def plan_for_settings(
         gpu=gpu,
         min_context=min_context,
         reserved_bytes=shape.embedding_bytes() if settings.embeddings else 0,
+        draft=draft if settings.draft_tokens else None,
     )

@@ -18,11 +18,22 @@ async def make_engine() -> AsyncIterator[EngineFactory]:
     """`await make_engine(path, **settings)` -> a loaded Engine, closed at teardown."""
     engines: list[Engine] = []
 
-    async def factory(path: Path, *, metrics: Metrics | None = None, **settings: Any) -> Engine:
+    async def factory(
+        path: Path,
+        *,
+        metrics: Metrics | None = None,
+        draft_model_path: Path | None = None,
+        **settings: Any,
+    ) -> Engine:
         # One thread: on a shared CI box, llama.cpp's spinning OpenMP workers make two
         # threads several times slower than one as soon as other processes want the CPU.
         settings.setdefault("threads", 1)
-        engine = Engine(path, EngineSettings(**settings), metrics or Metrics())
+        engine = Engine(
+            path,
+            EngineSettings(**settings),
+            metrics or Metrics(),
+            draft_model_path=draft_model_path,
+        )
         engines.append(engine)
         await engine.start()
         return engine

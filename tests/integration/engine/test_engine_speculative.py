@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import EngineFactory, Outcome, collect, sample_value
+from sentiric_inference.config import EngineSettings
 from sentiric_inference.engine import Engine
 from sentiric_inference.engine.types import GenerationRequest, SamplingParams
+from sentiric_inference.errors import EngineFailure
 from sentiric_inference.metrics import Metrics
 
 pytestmark = pytest.mark.model
@@ -101,3 +103,57 @@ async def test_drafting_in_a_full_batch_of_noisy_sequences_changes_no_output(
     assert await run(drafting) == await run(plain)
     assert sample_value(metrics, "sentiric_llm_draft_tokens_accepted_total") > 0
     assert sample_value(metrics, "sentiric_llm_generated_tokens_total") == 8 * 40
+
+
+@pytest.mark.parametrize("which", ["tiny", "smollm2"])
+async def test_a_draft_model_changes_no_output_and_its_guesses_are_counted(
+    make_engine: EngineFactory, tiny_model_path: Path, smollm2_path: Path, which: str
+) -> None:
+    # The model as its own draft, eight sequences in a batch: this checks the plumbing
+    # (catch-up in chunks, guesses fed back, verification, KV trimming in both contexts) with
+    # outputs that must equal plain decoding's. (Not the RAG prompts above: there SmolLM2's
+    # greedy choice is close enough to a tie that steps of five rows per sequence instead of
+    # one tip it, as docs/architecture.md explains; these prompts have clear choices.)
+    path = tiny_model_path if which == "tiny" else smollm2_path
+    params = SamplingParams(temperature=0.0, max_tokens=40, ignore_eos=True)
+    prompts = [f"sequence {i} repeats {i} repeats" for i in range(8)]
+
+    async def run(engine: Engine) -> list[str]:
+        streams = [
+            engine.submit(GenerationRequest(tuple(engine.tokenize(p)), params, p)) for p in prompts
+        ]
+        return [o.text for o in await asyncio.gather(*(collect(s) for s in streams))]
+
+    settings = {"parallel": 8, "context_size": 256, "batch_size": 64}
+    plain = await make_engine(path, **settings)
+    expected = await run(plain)
+    metrics = Metrics()
+    drafting = await make_engine(
+        path, **settings, draft_tokens=4, metrics=metrics, draft_model_path=path
+    )
+    assert await run(drafting) == expected
+    drafted = sample_value(metrics, "sentiric_llm_draft_tokens_total")
+    accepted = sample_value(metrics, "sentiric_llm_draft_tokens_accepted_total")
+    assert 0 < accepted <= drafted
+    if which == "smollm2":
+        # Its own greedy guesses hold (the tiny model's drafts often pick a control token,
+        # which ignore_eos keeps the target from sampling).
+        assert accepted / drafted > 0.9, (accepted, drafted)
+    assert sample_value(metrics, "sentiric_llm_generated_tokens_total") == 8 * 40
+    # Again on the same engine: the draft context trims what finished requests left.
+    assert await run(drafting) == expected
+
+
+async def test_a_draft_model_with_another_vocabulary_is_refused_at_load(
+    smollm2_path: Path, tiny_model_path: Path
+) -> None:
+    engine = Engine(
+        smollm2_path,
+        EngineSettings(parallel=1, context_size=256, threads=1, draft_tokens=4),
+        Metrics(),
+        draft_model_path=tiny_model_path,
+    )
+    with pytest.raises(EngineFailure, match="must share its vocabulary"):
+        await engine.start()
+    assert "draft model" in engine.not_ready_reason
+    await engine.stop()

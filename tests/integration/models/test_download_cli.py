@@ -222,3 +222,44 @@ def test_killed_mid_download_resumes_on_the_next_run(
     assert (tmp_path / FILE).read_bytes() == model_bytes
     assert hub.content_gets()[-1].range == "bytes=1500000-"
     assert "resuming" in done.stderr
+
+
+def test_a_hub_draft_model_is_downloaded_beside_the_model(
+    hub: FakeHub, model_bytes: bytes, tmp_path: Path
+) -> None:
+    draft_repo, draft_file = "Qwen/Qwen2.5-0.5B-Instruct-GGUF", "draft-q4_k_m.gguf"
+    draft_bytes = os.urandom(512 * 1024)
+    hub.add_file(draft_repo, draft_file, draft_bytes)
+    cache = tmp_path / "models"
+    config = tmp_path / "engine.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"huggingFace": {"repo": REPO, "file": FILE}, "cacheDir": str(cache)},
+                "engine": {
+                    "draftTokens": 4,
+                    "draftModel": {
+                        "huggingFace": {"repo": draft_repo, "file": draft_file},
+                        "sha256": hashlib.sha256(draft_bytes).hexdigest(),
+                    },
+                },
+            }
+        )
+    )
+    done = _download(hub, "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    # The model's path is still the one line on stdout (the init container's contract).
+    assert done.stdout.strip() == str(cache / FILE)
+    assert (cache / FILE).read_bytes() == model_bytes
+    assert (cache / draft_file).read_bytes() == draft_bytes
+    assert "draft model ready" in done.stderr
+
+    # A draft whose bytes do not match its pin fails the download with the pin's exit code.
+    config.write_text(
+        config.read_text().replace(hashlib.sha256(draft_bytes).hexdigest(), "a" * 64)
+    )
+    (cache / draft_file).unlink()
+    bad = _download(hub, "--config", str(config))
+    assert bad.returncode == 5, bad.stderr
+    assert "draft model download failed" in bad.stderr
+    assert not (cache / draft_file).exists()

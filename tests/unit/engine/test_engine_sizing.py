@@ -186,3 +186,26 @@ def test_the_embedding_context_is_counted_in_the_plan_and_free_when_off() -> Non
     # The reservation comes out of the KV cells an automatic plan may take.
     assert on.parallel * on.context_size <= off.parallel * off.context_size
     assert "embeddings" in on.describe()
+
+
+QWEN25_0_5B = ModelShape(24, 2, 64, 64, 896, 151936, 32768, 398 * MiB)
+
+
+def test_a_draft_model_is_counted_in_the_plan() -> None:
+    # Qwen2.5-0.5B drafting for 3B on a 4 GiB CPU pod: its weights and compute come off the
+    # budget and each cell costs both models' KV, so fewer sequences fit than without it.
+    args = {
+        "parallel": 0,
+        "context_size": 4096,
+        "batch_size": 64,
+        "kv_cache_type": "f16",
+        "gpu": False,
+    }
+    alone = plan_sizing(QWEN25_3B, cpu(4), **args)  # type: ignore[arg-type]
+    drafted = plan_sizing(QWEN25_3B, cpu(4), **args, draft=QWEN25_0_5B)  # type: ignore[arg-type]
+    assert drafted.parallel < alone.parallel
+    per_token = QWEN25_3B.kv_bytes_per_token("f16") + QWEN25_0_5B.kv_bytes_per_token("f16")
+    assert drafted.kv_bytes == int(drafted.parallel * 4096 * per_token)
+    assert drafted.draft_bytes >= QWEN25_0_5B.weights_bytes
+    assert drafted.total_bytes <= cpu(4).bytes
+    assert "draft model" in drafted.describe() and "draft model" not in alone.describe()
