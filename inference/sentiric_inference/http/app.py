@@ -13,6 +13,7 @@ from sentiric_inference.http.embeddings import router as embeddings_router
 from sentiric_inference.http.errors import install_error_handlers
 from sentiric_inference.http.limiting import BodyLimitMiddleware
 from sentiric_inference.http.middleware import RequestIdMiddleware
+from sentiric_inference.http.ollama import router as ollama_router
 from sentiric_inference.http.routes import router
 from sentiric_inference.http.studio import router as studio_router
 from sentiric_inference.http.tokenizing import router as tokenizing_router
@@ -34,6 +35,7 @@ def create_app(serving: Serving, metrics: Metrics) -> FastAPI:
     app.include_router(router)
     app.include_router(tokenizing_router)
     app.include_router(embeddings_router)
+    app.include_router(ollama_router)
     app.include_router(studio_router)
     install_error_handlers(app)
     limits = serving.config.server.limits

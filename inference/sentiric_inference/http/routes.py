@@ -30,18 +30,24 @@ if TYPE_CHECKING:
 
 router = APIRouter()
 _STARTED = int(time.time())
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-class _GenerationResponse(StreamingResponse):
-    """An SSE response that cancels its generation however the response ends.
+class GenerationResponse(StreamingResponse):
+    """A streamed response (SSE, or Ollama's NDJSON) that cancels its generation however
+    the response ends.
 
     The body generator cancels on its own when it is closed, but a client that leaves
     before the first byte is sent can end the response before the generator ever starts.
     """
 
-    def __init__(self, generation: Generation, body: AsyncIterator[bytes]) -> None:
-        super().__init__(body, media_type="text/event-stream", headers=_SSE_HEADERS)
+    def __init__(
+        self,
+        generation: Generation,
+        body: AsyncIterator[bytes],
+        media_type: str = "text/event-stream",
+    ) -> None:
+        super().__init__(body, media_type=media_type, headers=_STREAM_HEADERS)
         self._generation = generation
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -128,9 +134,7 @@ def check_model(serving: Serving, model: str) -> None:
         )
 
 
-async def _wait_or_disconnect(
-    request: Request, work: asyncio.Task[ChatCompletion | Completion]
-) -> None:
+async def wait_or_disconnect(request: Request, work: asyncio.Task[Any]) -> None:
     """Await `work`, cancelling it if the client disconnects first."""
 
     async def disconnected() -> None:
@@ -163,7 +167,7 @@ async def _respond(
 ) -> Response:
     model = _serving(request).model_name
     if stream:
-        return _GenerationResponse(
+        return GenerationResponse(
             generation,
             stream_sse(
                 generation, kind=kind, model=model, include_usage=include_usage, reader=reader
@@ -175,7 +179,7 @@ async def _respond(
         collect(generation, kind=kind, model=model, reader=reader)
     )
     try:
-        await _wait_or_disconnect(request, work)
+        await wait_or_disconnect(request, work)
     finally:
         # Also reached when this handler itself is cancelled (server shutting down).
         if not work.done():

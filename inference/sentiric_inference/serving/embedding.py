@@ -81,9 +81,12 @@ class Embeddings:
         single: bool = False,
         dimensions: int | None = None,
         dimensions_param: str = "dimensions",
+        truncate: bool = False,
     ) -> Embedded:
         """Vectors for `inputs`; `single` when the client sent one bare input (so a refusal
-        names `input`, not `input[0]`). Raises the serving layer's errors, fields named."""
+        names `input`, not `input[0]`); `truncate` cuts an input longer than the embedding
+        context to its first tokens instead of refusing it (Ollama's default). Raises the
+        serving layer's errors, fields named as the client wrote them."""
         serving = self._serving
         started = time.perf_counter()
         outcome = "error"
@@ -91,9 +94,10 @@ class Embeddings:
         prompt_tokens = 0
         try:
             info = self.check_on()
-            self._check(inputs, info, param, single, dimensions, dimensions_param)
+            self._check(inputs, info, param, single, dimensions, dimensions_param, truncate)
             ticket = serving.access.admit(caller)
-            tokens = await serving.preparer.run(lambda: self._tokens(inputs, param, single))
+            keep = info.max_input_tokens if truncate else None
+            tokens = await serving.preparer.run(lambda: self._tokens(inputs, param, single, keep))
             prompt_tokens = sum(map(len, tokens))
             future = serving.engine.embed(tokens)
             try:
@@ -127,6 +131,7 @@ class Embeddings:
         single: bool,
         dimensions: int | None,
         dimensions_param: str,
+        truncate: bool,
     ) -> None:
         """Refuse what can never be served before spending anything on it."""
         limit = self._serving.limits.max_embedding_inputs
@@ -144,8 +149,13 @@ class Embeddings:
                 f"{info.dimensions} dimensions and are not shortened.",
                 param=dimensions_param,
             )
-        # No tokenizer packs more characters than this into a token on real text.
-        max_chars = CHARS_PER_TOKEN * info.max_input_tokens
+        # No tokenizer packs more characters than this into a token on real text; cut to
+        # fit, an input is still tokenized whole first, so it is bounded like a prompt.
+        max_chars = (
+            self._serving.prompt_chars_limit()
+            if truncate
+            else CHARS_PER_TOKEN * info.max_input_tokens
+        )
         for index, item in enumerate(inputs):
             name = _input_name(param, index, single)
             if len(item) == 0:
@@ -153,10 +163,16 @@ class Embeddings:
             if isinstance(item, str) and len(item) > max_chars:
                 raise PromptTooLongError(
                     f"'{name}' is {len(item)} characters; this server embeds at most "
-                    f"{info.max_input_tokens} tokens per input.",
+                    f"{info.max_input_tokens} tokens per input"
+                    + (f" and reads at most {max_chars} characters." if truncate else "."),
                     param=name,
                 )
-            if not isinstance(item, str) and len(item) > info.max_input_tokens:
+            if not isinstance(item, str) and len(item) > max_chars:
+                raise PromptTooLongError(
+                    f"'{name}' holds {len(item)} token ids; this server reads at most {max_chars}.",
+                    param=name,
+                )
+            if not truncate and not isinstance(item, str) and len(item) > info.max_input_tokens:
                 raise PromptTooLongError(
                     f"'{name}' is {len(item)} tokens; this server embeds at most "
                     f"{info.max_input_tokens} tokens per input.",
@@ -164,7 +180,7 @@ class Embeddings:
                 )
 
     def _tokens(
-        self, inputs: Sequence[EmbeddingInput], param: str, single: bool
+        self, inputs: Sequence[EmbeddingInput], param: str, single: bool, keep: int | None
     ) -> list[list[int]]:
         # On a preparation worker. The caller's text never holds control tokens; BOS is
         # added where the model wants one, as for a completion's prompt.
@@ -181,7 +197,7 @@ class Embeddings:
                 raise InvalidRequestError(
                     f"'{name}' is not valid Unicode text (a lone surrogate).", param=name
                 ) from exc
-        return out
+        return out if keep is None else [tokens[:keep] for tokens in out]
 
 
 def _renamed(exc: SentiricError, param: str, single: bool) -> SentiricError:

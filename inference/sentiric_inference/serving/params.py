@@ -63,6 +63,15 @@ def resolve_params(
         if params.top_k > MAX_TOP_K:
             raise fail("top_k", f"{params.top_k} is above the largest value, {MAX_TOP_K}.")
         top_k = params.top_k
+    repeat_last_n = SamplingParams().repeat_last_n  # the engine's default window
+    if params.repeat_last_n is not None:
+        if not -1 <= params.repeat_last_n <= MAX_TOP_K:
+            raise fail(
+                "repeat_last_n",
+                f"{params.repeat_last_n} is out of range; use -1 (the whole context), 0 (off) "
+                "or a count of tokens.",
+            )
+        repeat_last_n = params.repeat_last_n
     return SamplingParams(
         temperature=number(
             "temperature",
@@ -95,6 +104,7 @@ def resolve_params(
             lambda v: -2 <= v <= 2,
             "between -2 and 2",
         ),
+        repeat_last_n=repeat_last_n,
         seed=None if params.seed is None else params.seed % _SEED_MODULUS,
         max_tokens=max_tokens,
         stop=_check_stop(params.stop, fail),

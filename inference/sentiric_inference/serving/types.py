@@ -129,6 +129,8 @@ class RequestParams:
     repeat_penalty: float | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
+    # Tokens the penalties look back over (-1: the whole context, 0: none); Ollama's option.
+    repeat_last_n: int | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
     # None: the client sent none, so the profile's prompt.responseFormat applies (if set).
