@@ -25,6 +25,7 @@ from typing import Any
 
 import kopf
 
+from sentiric_operator.builders.configmap import EngineYaml
 from sentiric_operator.builders.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from sentiric_operator.errors import ApiCallError, InvalidProfileError
 from sentiric_operator.kubeapi import KubeApi
@@ -266,8 +267,9 @@ def reconcile(
         generation = int(body.get("metadata", {}).get("generation", 0))
         _write_status(patch, status, invalid_status(generation, str(exc), status, now()), ctx)
         raise kopf.PermanentError(f"invalid LLMProfile spec: {exc}") from exc
-    attempt = apply_once(ctx, trigger, profile, status)
-    new_status = desired_status(profile, Indexes.of(kwargs), attempt.applied, status)
+    config = EngineYaml.of(profile.spec)  # rendered once for the children and the status
+    attempt = apply_once(ctx, trigger, profile, status, config)
+    new_status = desired_status(profile, Indexes.of(kwargs), attempt.applied, status, config)
     _write_status(patch, status, new_status, ctx)
     failure = attempt.failure
     if failure is None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from sentiric_operator import builders
 from sentiric_operator.builders.autoscaling import HPA_API_VERSION
-from sentiric_operator.builders.configmap import config_checksum, config_data
+from sentiric_operator.builders.configmap import EngineYaml
 from sentiric_operator.builders.disruption import PDB_API_VERSION
 from sentiric_operator.builders.inferencepool import (
     INFERENCE_POOL_GROUP_VERSION,
@@ -140,18 +140,23 @@ def applied_from(status: Mapping[str, Any]) -> Applied:
 
 
 def apply_children(
-    api: KubeApi, profile: Profile, settings: OperatorSettings, previous: Mapping[str, Any]
+    api: KubeApi,
+    profile: Profile,
+    settings: OperatorSettings,
+    previous: Mapping[str, Any],
+    config: EngineYaml | None = None,
 ) -> Monitoring:
     """Server-side apply every child; the ServiceMonitor only when asked for and possible.
 
     `previous` is the profile's status: its model shape, once a download reported it, sizes
     the serve container's memory request, so every path that applies sizes it the same way.
+    `config` is engine.yaml when the caller rendered it already.
     """
     images = builders.InferenceImages(
         cpu=settings.inference_image, cuda=settings.inference_image_cuda
     )
     shape = known_shape(profile, previous)
-    for manifest in builders.children(profile, images=images, shape=shape):
+    for manifest in builders.children(profile, images=images, shape=shape, config=config):
         api.apply(manifest)
     if profile.spec.autoscaling is not None:
         api.apply(builders.horizontal_autoscaler(profile))
@@ -187,7 +192,11 @@ def apply_children(
 
 
 def apply_once(
-    ctx: Context, trigger: str, profile: Profile, previous: Mapping[str, Any]
+    ctx: Context,
+    trigger: str,
+    profile: Profile,
+    previous: Mapping[str, Any],
+    config: EngineYaml | None = None,
 ) -> Attempt:
     """Apply every child of `profile`, timed and counted under `trigger`, whatever started it.
 
@@ -196,7 +205,7 @@ def apply_once(
     """
     started = time.monotonic()
     try:
-        monitoring = apply_children(ctx.api, profile, ctx.settings, previous)
+        monitoring = apply_children(ctx.api, profile, ctx.settings, previous, config)
     except ApiCallError as exc:
         attempt = Attempt(Applied(applied_from(previous).monitoring, str(exc)), exc)
     else:
@@ -226,9 +235,17 @@ def apply_inference_pool(api: KubeApi, profile: Profile) -> None:
 
 
 def desired_status(
-    profile: Profile, indexes: Indexes, applied: Applied, previous: Mapping[str, Any]
+    profile: Profile,
+    indexes: Indexes,
+    applied: Applied,
+    previous: Mapping[str, Any],
+    config: EngineYaml | None = None,
 ) -> dict[str, Any]:
-    """The whole status of `profile` from the indexed Deployment and Pods."""
+    """The whole status of `profile` from the indexed Deployment and Pods.
+
+    `config` is engine.yaml when the caller rendered it already: pods whose checksum differs
+    from its checksum run an older config.
+    """
     key = (profile.namespace, profile.name)
     name = deployment_name(profile)
     deployment = next((d for d in indexes.deployments.get(key, ()) if d.name == name), None)
@@ -241,7 +258,7 @@ def desired_status(
     return compute_status(
         profile,
         observed,
-        config_checksum=config_checksum(config_data(profile.spec)),
+        config_checksum=(config or EngineYaml.of(profile.spec)).checksum,
         previous=previous,
         now=now(),
     )

@@ -1,85 +1,96 @@
-"""Operator settings from the environment (the Helm chart sets these on the Deployment)."""
+"""Operator settings from SENTIRIC_* environment variables (the Helm chart sets these).
+
+Each setting is declared once here, with its default and bounds; pydantic-settings reads the
+environment. The chart's values.yaml and values.schema.json restate the defaults and bounds
+the chart passes, and tests/unit/chart/test_chart_settings.py holds them equal to these.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_IMAGE = "ghcr.io/sentiric/sentiric-llm-inference:0.1.0"
 # inference/Dockerfile.cuda, pushed to the same repository with the tag suffixed "-cuda"
 # (docs/kubernetes.md, "Build and push the images").
 DEFAULT_CUDA_IMAGE = f"{DEFAULT_IMAGE}-cuda"
+ENV_PREFIX = "SENTIRIC_"
 
 
-def _float(env: Mapping[str, str], key: str, default: float, minimum: float) -> float:
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{key} must be a number of seconds, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{key} must be at least {minimum}, got {raw!r}")
-    return value
+def _env(name: str) -> Any:
+    """A field read from SENTIRIC_`name` (where it differs from the field's own name); the
+    field's name is accepted too, so code and tests can build settings directly."""
+    return AliasChoices(f"{ENV_PREFIX}{name}", name.lower())
 
 
-def _int(env: Mapping[str, str], key: str, default: int, minimum: int, maximum: int) -> int:
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
-        raise ValueError(f"{key} must be an integer in [{minimum}, {maximum}], got {raw!r}")
-    return int(raw)
-
-
-@dataclass(frozen=True)
-class OperatorSettings:
+class OperatorSettings(BaseSettings):
     """Everything configurable about the operator process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
+        str_strip_whitespace=True,
+    )
 
     # Image of the inference pods when a profile names none and asks for no GPU.
     inference_image: str = DEFAULT_IMAGE
     # The same when the profile asks for a GPU (resources.gpu > 0): llama.cpp built with CUDA.
     inference_image_cuda: str = DEFAULT_CUDA_IMAGE
-    # Empty: watch every namespace (cluster-wide).
-    namespaces: tuple[str, ...] = ()
+    # Comma-separated in the environment; empty: watch every namespace (cluster-wide).
+    namespaces: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias=_env("WATCH_NAMESPACES")
+    )
     # How often status is recomputed from the indexed children (in memory, no API call
     # unless it changed).
-    status_interval_s: float = 5.0
+    status_interval_s: float = Field(default=5.0, ge=0.5, validation_alias=_env("STATUS_INTERVAL"))
     # How often every child is re-applied, repairing drift such as a hand-edited Service.
-    resync_interval_s: float = 60.0
+    resync_interval_s: float = Field(default=60.0, ge=1.0, validation_alias=_env("RESYNC_INTERVAL"))
     # Retry delay after a failed API call.
-    retry_delay_s: float = 10.0
-    log_format: str = "text"
+    retry_delay_s: float = Field(default=10.0, ge=0.5, validation_alias=_env("RETRY_DELAY"))
+    log_format: Literal["text", "json"] = "text"
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
-    metrics_port: int = 8081
+    # 0 disables the metrics endpoint.
+    metrics_port: int = Field(default=8081, ge=0, le=65535)
     # Empty: standalone (no peering); set when running several operator replicas.
     peering_name: str = ""
-    workers: int = 16
+    workers: int = Field(default=16, ge=1, le=256)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_means_default(cls, data: Any) -> Any:
+        # The chart renders every variable, an unset value as "" (an image, a peering name).
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return data
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(ns.strip() for ns in value.split(",") if ns.strip())
+        return value
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
-        """Read SENTIRIC_* variables; a bad value raises ValueError naming the variable."""
-        env = os.environ if env is None else env
-        namespaces = tuple(
-            ns.strip() for ns in env.get("SENTIRIC_WATCH_NAMESPACES", "").split(",") if ns.strip()
-        )
-        log_format = env.get("SENTIRIC_LOG_FORMAT", "text").strip() or "text"
-        if log_format not in ("text", "json"):
-            raise ValueError(f"SENTIRIC_LOG_FORMAT must be text or json, got {log_format!r}")
-        return cls(
-            inference_image=env.get("SENTIRIC_INFERENCE_IMAGE", "").strip() or DEFAULT_IMAGE,
-            inference_image_cuda=env.get("SENTIRIC_INFERENCE_IMAGE_CUDA", "").strip()
-            or DEFAULT_CUDA_IMAGE,
-            namespaces=namespaces,
-            status_interval_s=_float(env, "SENTIRIC_STATUS_INTERVAL", 5.0, 0.5),
-            resync_interval_s=_float(env, "SENTIRIC_RESYNC_INTERVAL", 60.0, 1.0),
-            retry_delay_s=_float(env, "SENTIRIC_RETRY_DELAY", 10.0, 0.5),
-            log_format=log_format,
-            liveness_endpoint=env.get("SENTIRIC_LIVENESS_ENDPOINT", "").strip()
-            or "http://0.0.0.0:8080/healthz",
-            metrics_port=_int(env, "SENTIRIC_METRICS_PORT", 8081, 0, 65535),
-            peering_name=env.get("SENTIRIC_PEERING_NAME", "").strip(),
-            workers=_int(env, "SENTIRIC_WORKERS", 16, 1, 256),
-        )
+    def env_name(cls, field: str) -> str:
+        """The environment variable a field is read from."""
+        alias = cls.model_fields[field].validation_alias
+        if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+            return alias.choices[0]
+        return f"{ENV_PREFIX}{field.upper()}"
+
+    @classmethod
+    def from_env(cls) -> OperatorSettings:
+        """Read the environment; a bad value raises ValueError naming the variable."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors():
+                field = str(error["loc"][0]) if error["loc"] else ""
+                name = cls.env_name(field) if field in cls.model_fields else field
+                problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+            raise ValueError("; ".join(problems)) from None

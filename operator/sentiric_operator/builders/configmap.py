@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,26 @@ def engine_config(spec: ProfileSpec) -> EngineConfig:
             rag_template=spec.prompt.rag_template,
             response_format=spec.prompt.response_format,
         ),
-        # Containers log JSON so log pipelines can parse them (STYLE: JSON in containers).
+        # Containers log JSON so log pipelines can parse them.
         server=ServerSettings(tls=tls, log_format="json", limits=spec.server.limits, auth=auth),
     )
+
+
+@dataclass(frozen=True)
+class EngineYaml:
+    """engine.yaml rendered once: the ConfigMap's data and the checksum the pods carry.
+
+    Rendering validates the whole contract, so one reconcile renders it once and passes it
+    to the ConfigMap, the Deployment's checksum annotation and the status.
+    """
+
+    data: dict[str, str]
+    checksum: str
+
+    @classmethod
+    def of(cls, spec: ProfileSpec) -> EngineYaml:
+        data = config_data(spec)
+        return cls(data, config_checksum(data))
 
 
 def config_data(spec: ProfileSpec) -> dict[str, str]:
@@ -81,10 +99,11 @@ def config_checksum(data: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def configmap(profile: Profile) -> dict[str, Any]:
+def configmap(profile: Profile, config: EngineYaml | None = None) -> dict[str, Any]:
+    """The ConfigMap; `config` is engine.yaml when the caller rendered it already."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": object_meta(profile, config_map_name(profile), CONFIG),
-        "data": config_data(profile.spec),
+        "data": dict((config or EngineYaml.of(profile.spec)).data),
     }

@@ -17,8 +17,7 @@ from sentiric_operator.builders.configmap import (
     CONFIG_PATH,
     MODEL_DIR,
     TLS_DIR,
-    config_checksum,
-    config_data,
+    EngineYaml,
 )
 from sentiric_operator.builders.labels import (
     INFERENCE,
@@ -307,14 +306,20 @@ def pod_spec(profile: Profile, image: str, shape: ModelShape | None = None) -> d
 
 
 def deployment(
-    profile: Profile, *, images: InferenceImages, shape: ModelShape | None = None
+    profile: Profile,
+    *,
+    images: InferenceImages,
+    shape: ModelShape | None = None,
+    config: EngineYaml | None = None,
 ) -> dict[str, Any]:
     """The Deployment; `shape` is the model's as a download reported it (status.model.shape).
 
     With a shape, and no memory request in the spec, the serve container requests the memory
-    of the sizing plan (sizing.py); before any download reported one, none.
+    of the sizing plan (sizing.py); before any download reported one, none. `config` is
+    engine.yaml when the caller rendered it already (its checksum rolls the pods).
     """
     image = images.for_spec(profile.spec)
+    checksum = (config or EngineYaml.of(profile.spec)).checksum
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -326,9 +331,7 @@ def deployment(
             "template": {
                 "metadata": {
                     "labels": standard_labels(profile, INFERENCE),
-                    "annotations": {
-                        CHECKSUM_ANNOTATION: config_checksum(config_data(profile.spec))
-                    },
+                    "annotations": {CHECKSUM_ANNOTATION: checksum},
                 },
                 "spec": pod_spec(profile, image, shape),
             },

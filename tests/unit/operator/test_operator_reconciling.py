@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, cast
 
 import pytest
@@ -21,6 +22,9 @@ from sentiric_operator.settings import OperatorSettings
 from sentiric_operator.sizing import known_shape, memory_request
 from sentiric_operator.specs import parse_profile
 from sentiric_operator.statuses import Monitoring
+
+# The module, not the `configmap` builder function that `builders` re-exports under its name.
+configmap_module = importlib.import_module("sentiric_operator.builders.configmap")
 
 
 def _body() -> dict[str, Any]:
@@ -198,3 +202,25 @@ def test_apply_once_classifies_and_counts_every_apply_the_same_way(
         # A failed apply keeps what the status last said about monitoring, and names the call.
         assert attempt.failure is not None and attempt.failure.status == status
         assert attempt.applied == Applied(Monitoring.APPLIED, "PATCH ConfigMap: refused")
+
+
+def test_engine_yaml_is_rendered_once_for_the_configmap_and_the_pods_checksum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    renders: list[object] = []
+    real = configmap_module.dump_config
+
+    def counting(config: Any) -> str:
+        renders.append(config)
+        return real(config)
+
+    monkeypatch.setattr(configmap_module, "dump_config", counting)
+    api = _RecordingApi()
+    apply_children(cast(KubeApi, api), parse_profile(_body()), OperatorSettings(), {})
+    assert len(renders) == 1
+    by_kind = {m["kind"]: m for m in api.applied}
+    data = by_kind["ConfigMap"]["data"]
+    annotations = by_kind["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[configmap_module.CHECKSUM_ANNOTATION] == configmap_module.config_checksum(
+        data
+    )

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping
+
 import pytest
 from sentiric_operator.settings import DEFAULT_CUDA_IMAGE, DEFAULT_IMAGE, OperatorSettings
 
+FromEnv = Callable[[Mapping[str, str]], OperatorSettings]
 
-def test_defaults() -> None:
-    s = OperatorSettings.from_env({})
+
+@pytest.fixture
+def from_env(monkeypatch: pytest.MonkeyPatch) -> FromEnv:
+    """Settings read from exactly `env` as the process environment (no other SENTIRIC_*)."""
+
+    def read(env: Mapping[str, str]) -> OperatorSettings:
+        for key in [k for k in os.environ if k.upper().startswith("SENTIRIC_")]:
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        return OperatorSettings.from_env()
+
+    return read
+
+
+def test_defaults(from_env: FromEnv) -> None:
+    s = from_env({})
     assert s.inference_image == DEFAULT_IMAGE
     assert s.inference_image_cuda == DEFAULT_CUDA_IMAGE
     assert s.namespaces == ()
@@ -15,8 +34,8 @@ def test_defaults() -> None:
     assert (s.metrics_port, s.peering_name, s.log_format) == (8081, "", "text")
 
 
-def test_values() -> None:
-    s = OperatorSettings.from_env(
+def test_values(from_env: FromEnv) -> None:
+    s = from_env(
         {
             "SENTIRIC_INFERENCE_IMAGE": "img:2",
             "SENTIRIC_INFERENCE_IMAGE_CUDA": " img:2-cuda ",
@@ -47,15 +66,13 @@ def test_default_images_follow_the_documented_tags() -> None:
 
 
 @pytest.mark.parametrize("blank", ["", "  "])
-def test_blank_images_mean_the_defaults(blank: str) -> None:
-    s = OperatorSettings.from_env(
-        {"SENTIRIC_INFERENCE_IMAGE": blank, "SENTIRIC_INFERENCE_IMAGE_CUDA": blank}
-    )
+def test_blank_images_mean_the_defaults(blank: str, from_env: FromEnv) -> None:
+    s = from_env({"SENTIRIC_INFERENCE_IMAGE": blank, "SENTIRIC_INFERENCE_IMAGE_CUDA": blank})
     assert (s.inference_image, s.inference_image_cuda) == (DEFAULT_IMAGE, DEFAULT_CUDA_IMAGE)
 
 
-def test_each_image_is_read_on_its_own() -> None:
-    s = OperatorSettings.from_env({"SENTIRIC_INFERENCE_IMAGE_CUDA": "gpu:7"})
+def test_each_image_is_read_on_its_own(from_env: FromEnv) -> None:
+    s = from_env({"SENTIRIC_INFERENCE_IMAGE_CUDA": "gpu:7"})
     assert (s.inference_image, s.inference_image_cuda) == (DEFAULT_IMAGE, "gpu:7")
 
 
@@ -69,6 +86,6 @@ def test_each_image_is_read_on_its_own() -> None:
         ("SENTIRIC_LOG_FORMAT", "xml"),
     ],
 )
-def test_bad_values_name_the_variable(key: str, value: str) -> None:
+def test_bad_values_name_the_variable(key: str, value: str, from_env: FromEnv) -> None:
     with pytest.raises(ValueError, match=key):
-        OperatorSettings.from_env({key: value})
+        from_env({key: value})
