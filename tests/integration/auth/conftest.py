@@ -26,6 +26,8 @@ KEYS = {
     "grpc-rpm": "grpc-rpm-99887766554433221100",
     "burst": "burst-a1b2c3d4e5f6a7b8c9d0",
     "calm": "calm-0f0e0d0c0b0a09080706",
+    "ollama-rpm": "ollama-rpm-6e5d4c3b2a1908f7e6d5",
+    "embed-rpm": "embed-rpm-13579bdf2468ace01357",
 }
 BARE_KEY = "bare-key-without-a-name-0123456789"
 # The limited server's per-key limits.
@@ -68,7 +70,8 @@ def wait_for(predicate: Any, timeout: float = 15.0) -> None:
 @pytest.fixture(scope="module")
 def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("keys") / "api-keys"
-    write_keys(path, ["billing", "search", "rpm", "rpm-other", "tpm", "grpc-rpm"], bare=True)
+    names = ["billing", "search", "rpm", "rpm-other", "tpm", "grpc-rpm", "ollama-rpm", "embed-rpm"]
+    write_keys(path, names, bare=True)
     return path
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import ollama
 import openai
 import pytest
 
@@ -198,6 +199,18 @@ def test_embeddings_off_is_a_501_and_reported(embeddings_off_server: ServerHandl
     assert (card["embeddings_enabled"], card["embeddings"]) == (False, None)
     health = httpx.get(url + "/health", timeout=10).json()
     assert health["embeddings"] == {"enabled": False, "dimensions": None}
+    # The Ollama routes say the same in Ollama's shape, and /api/show leaves the capability out.
+    api = ollama.Client(host=url, timeout=60)
+    for call in (
+        lambda: api.embed(model=TINY, input="x"),
+        lambda: api.embed(model=TINY, input=[]),
+        lambda: api.embeddings(model=TINY, prompt="x"),
+    ):
+        with pytest.raises(ollama.ResponseError) as off:
+            call()
+        assert off.value.status_code == 501
+        assert "engine.embeddings" in off.value.error
+    assert api.show(TINY).capabilities == ["completion"]
     # Generation is unaffected.
     reply = client.chat.completions.create(
         model=TINY, messages=[{"role": "user", "content": "hi"}], max_tokens=2
