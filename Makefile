@@ -24,6 +24,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache .importlinter
 
 cluster-up: venv
 	bash hack/cluster-up.sh
