@@ -112,8 +112,8 @@ def _message_text(message: Message, index: int) -> str:
 
 
 def chat_request(body: ChatRequest) -> tuple[ChatInput, RequestParams]:
-    """Leading system messages, the history, and the last (user) message, as DESIGN §4 has
-    them; the caller checks that `messages` is not empty (a load request)."""
+    """Leading system messages, the history, and the last (user) message, as a prompt's parts
+    are (docs/architecture.md); the caller checks that `messages` is not empty (a load request)."""
     _check_generating(body)
     if body.tools:
         raise _unsupported(

@@ -76,7 +76,7 @@ class ToolSet:
 
 @dataclass(frozen=True, slots=True)
 class ChatInput:
-    """Everything a prompt is built from (DESIGN §4), in this order:
+    """Everything a prompt is built from (docs/architecture.md, A prompt's parts), in order:
     profile system prompt, request system prompt, history, RAG context (through the
     profile's RAG template) wrapped around the user prompt."""
 
