@@ -1,7 +1,8 @@
 """Shop-ready product copy from a CSV, with the product-content profile (docs/product-content.md).
 
 Reads products (`name`, `features`, `category`; features separated by `;` or `|`), asks the
-server for each concurrently with the official `openai` client, shows a progress bar, and
+server for each concurrently with the official `openai` client (or, with `--client ollama`,
+the official `ollama` client on the server's Ollama API), shows a progress bar, and
 writes one JSON line per product: the input, the parsed output (`title`, `features_formatted`,
 `description`, `seo_keywords`), timings and token usage. `--finetune` also writes the
 successful pairs as chat fine-tuning data ({"messages": [system, user, assistant]}).
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import ollama
 import openai
 from tqdm import tqdm
 
@@ -84,60 +87,144 @@ def check_output(text: str) -> dict[str, Any]:
     return value
 
 
-async def generate(
-    client: openai.AsyncOpenAI,
-    product: Product,
-    args: argparse.Namespace,
-    schema: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """One product: stream the answer (for the time to first token) and parse it."""
-    extra: dict[str, Any] = {}
-    if schema is not None:
-        extra["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": "product_content", "schema": schema},
-        }
-    if args.temperature is not None:
-        extra["temperature"] = args.temperature
-    if args.max_tokens is not None:
-        extra["max_tokens"] = args.max_tokens
-    started = time.perf_counter()
-    first: float | None = None
-    parts: list[str] = []
-    usage: dict[str, Any] | None = None
-    finish: str | None = None
-    record: dict[str, Any] = {"input": product.as_input()}
-    try:
-        stream = await client.chat.completions.create(
+class Reply:
+    """What one streamed answer brought: its text, when it began, how it ended, its usage."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.first: float | None = None
+        self.finish: str | None = None
+        self.usage: dict[str, Any] | None = None
+
+    def add(self, text: str) -> None:
+        if text:
+            if self.first is None:
+                self.first = time.perf_counter()
+            self.parts.append(text)
+
+
+class OpenAIBackend:
+    """The server's OpenAI API (/v1) through the official `openai` client."""
+
+    errors: tuple[type[Exception], ...] = (openai.OpenAIError,)
+
+    def __init__(self, args: argparse.Namespace, verify: ssl.SSLContext | None) -> None:
+        self.args = args
+        self.client = openai.AsyncOpenAI(
+            base_url=args.base_url,
+            api_key=args.api_key,
+            timeout=args.timeout,
+            max_retries=1,
+            # An https:// server whose certificate a private CA signed (server.tls.https).
+            http_client=openai.DefaultAsyncHttpxClient(verify=verify) if verify else None,
+        )
+
+    async def model(self) -> str:
+        return (await self.client.models.list()).data[0].id
+
+    async def stream(self, prompt: str, schema: dict[str, Any] | None, reply: Reply) -> None:
+        args = self.args
+        extra: dict[str, Any] = {}
+        if schema is not None:
+            extra["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "product_content", "schema": schema},
+            }
+        if args.temperature is not None:
+            extra["temperature"] = args.temperature
+        if args.max_tokens is not None:
+            extra["max_tokens"] = args.max_tokens
+        stream = await self.client.chat.completions.create(
             model=args.model,
-            messages=[{"role": "user", "content": product.prompt()}],
+            messages=[{"role": "user", "content": prompt}],
             stream=True,
             stream_options={"include_usage": True},
             **extra,
         )
         async for chunk in stream:
             if chunk.usage is not None:
-                usage = chunk.usage.model_dump()
+                reply.usage = chunk.usage.model_dump()
             for choice in chunk.choices:
-                if choice.delta.content:
-                    if first is None:
-                        first = time.perf_counter()
-                    parts.append(choice.delta.content)
+                reply.add(choice.delta.content or "")
                 if choice.finish_reason:
-                    finish = choice.finish_reason
-        text = "".join(parts)
+                    reply.finish = choice.finish_reason
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class OllamaBackend:
+    """The server's Ollama API (/api) through the official `ollama` client, as the content
+    generator this example comes from called Ollama itself."""
+
+    errors: tuple[type[Exception], ...] = (ollama.ResponseError, httpx.HTTPError, ConnectionError)
+
+    def __init__(self, args: argparse.Namespace, verify: ssl.SSLContext | None) -> None:
+        self.args = args
+        # The same --base-url as for openai works: Ollama's routes live under the root.
+        host = args.base_url.rstrip("/").removesuffix("/v1")
+        headers = {"Authorization": f"Bearer {args.api_key}"}
+        extra: dict[str, Any] = {"verify": verify} if verify else {}
+        self.client = ollama.AsyncClient(host=host, headers=headers, timeout=args.timeout, **extra)
+
+    async def model(self) -> str:
+        return str((await self.client.list()).models[0].model)
+
+    async def stream(self, prompt: str, schema: dict[str, Any] | None, reply: Reply) -> None:
+        args = self.args
+        options: dict[str, Any] = {}
+        if args.temperature is not None:
+            options["temperature"] = args.temperature
+        if args.max_tokens is not None:
+            options["num_predict"] = args.max_tokens
+        stream = await self.client.chat(
+            model=args.model,
+            messages=[{"role": "user", "content": prompt}],
+            stream=True,
+            format=schema,
+            options=options or None,
+        )
+        async for chunk in stream:
+            reply.add(chunk.message.content or "")
+            if chunk.done:
+                reply.finish = chunk.done_reason
+                prompt_tokens, completion_tokens = chunk.prompt_eval_count, chunk.eval_count
+                reply.usage = {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": (prompt_tokens or 0) + (completion_tokens or 0),
+                }
+
+    async def close(self) -> None:
+        await self.client.close()  # type: ignore[no-untyped-call]  # untyped in ollama
+
+
+Backend = OpenAIBackend | OllamaBackend
+
+
+async def generate(
+    backend: Backend, product: Product, schema: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One product: stream the answer (for the time to first token) and parse it."""
+    started = time.perf_counter()
+    reply = Reply()
+    record: dict[str, Any] = {"input": product.as_input()}
+    expected: tuple[type[Exception], ...] = (*backend.errors, ValueError)
+    try:
+        await backend.stream(product.prompt(), schema, reply)
+        text = "".join(reply.parts)
         record["raw"] = text
         record["output"] = check_output(text)
         record["ok"] = True
-    except (openai.OpenAIError, ValueError) as exc:
+    except expected as exc:
         # One product's failure is recorded, not fatal: the others are still worth having.
         record["ok"] = False
         record["error"] = f"{type(exc).__name__}: {exc}"
     ended = time.perf_counter()
-    record["finish_reason"] = finish
-    record["usage"] = usage
+    record["finish_reason"] = reply.finish
+    record["usage"] = reply.usage
     record["timing"] = {
-        "ttft_s": None if first is None else round(first - started, 4),
+        "ttft_s": None if reply.first is None else round(reply.first - started, 4),
         "total_s": round(ended - started, 4),
     }
     return record
@@ -146,26 +233,18 @@ async def generate(
 async def run(args: argparse.Namespace) -> int:
     products = read_products(args.csv)
     schema = json.loads(args.schema.read_text()) if args.schema is not None else None
-    client = openai.AsyncOpenAI(
-        base_url=args.base_url,
-        api_key=args.api_key,
-        timeout=args.timeout,
-        max_retries=1,
-        # An https:// server whose certificate a private CA signed (server.tls.https).
-        http_client=(
-            openai.DefaultAsyncHttpxClient(verify=ssl.create_default_context(cafile=args.ca_file))
-            if args.ca_file is not None
-            else None
-        ),
+    verify = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
+    backend: Backend = (
+        OllamaBackend(args, verify) if args.client == "ollama" else OpenAIBackend(args, verify)
     )
     if args.model is None:
         # The server serves one model: ask it which, so no name has to be typed.
-        args.model = (await client.models.list()).data[0].id
+        args.model = await backend.model()
     limit = asyncio.Semaphore(args.concurrency)
 
     async def bounded(index: int, product: Product) -> tuple[int, dict[str, Any]]:
         async with limit:
-            return index, await generate(client, product, args, schema)
+            return index, await generate(backend, product, schema)
 
     records: list[dict[str, Any] | None] = [None] * len(products)
     started = time.perf_counter()
@@ -179,7 +258,7 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         for task in tasks:
             task.cancel()
-        await client.close()
+        await backend.close()
     elapsed = time.perf_counter() - started
     done = [r for r in records if r is not None]
     write_jsonl(args.out, done)
@@ -219,7 +298,17 @@ def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("csv", type=Path, help="products: columns name, features, category")
-    parser.add_argument("--base-url", default="http://127.0.0.1:16070/v1")
+    parser.add_argument(
+        "--client",
+        choices=("openai", "ollama"),
+        default="openai",
+        help="the official client and API to call: OpenAI's (/v1) or Ollama's (/api)",
+    )
+    parser.add_argument(
+        "--base-url",
+        default="http://127.0.0.1:16070/v1",
+        help="the server's OpenAI base URL (for ollama, its root; a trailing /v1 is dropped)",
+    )
     parser.add_argument("--api-key", default="unused", help="sent as a Bearer token")
     parser.add_argument(
         "--ca-file", type=Path, help="CA that signed an https:// server's certificate"

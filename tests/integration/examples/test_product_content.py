@@ -3,6 +3,7 @@ profile's system prompt, sampling and default output schema (profiles/product-co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -30,12 +31,13 @@ TrailRunner 2 Shoes,waterproof membrane; 280 g per shoe; recycled laces,Sports
 Kettle One,1.7 l; stainless steel; keeps water warm for 30 minutes,Kitchen
 """
 RUN_TIMEOUT_S = 300
+# The official clients the script can drive: OpenAI's API, or Ollama's (--client ollama).
+CLIENTS = ["openai", "ollama"]
 
 
-@pytest.fixture(scope="module")
-def content_server(smollm2_path: Path) -> Iterator[ServerHandle]:
+def _content_server(smollm2_path: Path) -> contextlib.AbstractContextManager[ServerHandle]:
     """The profile's prompt and sampling on the embedded model instead of Qwen 2.5 3B."""
-    with running_server(
+    return running_server(
         smollm2_path,
         parallel=3,
         context_size=2048,
@@ -44,7 +46,12 @@ def content_server(smollm2_path: Path) -> Iterator[ServerHandle]:
             "prompt": PROFILE["prompt"],
             "sampling": PROFILE["sampling"],
         },
-    ) as handle:
+    )
+
+
+@pytest.fixture(scope="module")
+def content_server(smollm2_path: Path) -> Iterator[ServerHandle]:
+    with _content_server(smollm2_path) as handle:
         yield handle
 
 
@@ -75,10 +82,13 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_every_product_gets_schema_valid_copy_and_a_finetuning_pair(
-    content_server: ServerHandle, tmp_path: Path
+    content_server: ServerHandle, tmp_path: Path, client: str
 ) -> None:
-    proc = _run(content_server, tmp_path, "--finetune", str(tmp_path / "pairs.jsonl"))
+    proc = _run(
+        content_server, tmp_path, "--client", client, "--finetune", str(tmp_path / "pairs.jsonl")
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "3/3 products" in proc.stderr
     records = _lines(tmp_path / "out.jsonl")
@@ -110,16 +120,47 @@ def test_every_product_gets_schema_valid_copy_and_a_finetuning_pair(
         assert json.loads(pair["messages"][2]["content"]) == record["output"]
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_a_row_that_fails_is_recorded_and_the_exit_status_says_so(
-    content_server: ServerHandle, tmp_path: Path
+    content_server: ServerHandle, tmp_path: Path, client: str
 ) -> None:
     # 1 token cannot hold the JSON object: every row fails to parse, none crashes the run.
-    proc = _run(content_server, tmp_path, "--max-tokens", "1", "--quiet")
+    proc = _run(content_server, tmp_path, "--client", client, "--max-tokens", "1", "--quiet")
     assert proc.returncode == 1
     records = _lines(tmp_path / "out.jsonl")
     assert len(records) == 3
     assert all(not r["ok"] and "JSONDecodeError" in r["error"] for r in records), records
     assert all(r["finish_reason"] == "length" for r in records)
+
+
+def test_both_clients_write_the_same_copy(smollm2_path: Path, tmp_path: Path) -> None:
+    """Greedy, one request at a time, each on a fresh server: the same prompt through either
+    API gives the same tokens, so the same records (timings aside). A fresh server each, as
+    prompt cells reused from an earlier run change the decode's shapes, and with them the
+    last bits of the logits, enough to tip a greedy choice between near-equal tokens."""
+    runs = {}
+    for client in CLIENTS:
+        out = tmp_path / client
+        out.mkdir()
+        with _content_server(smollm2_path) as server:
+            proc = _run(
+                server,
+                out,
+                "--client",
+                client,
+                "--temperature",
+                "0",
+                "--concurrency",
+                "1",
+                "--quiet",
+            )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[client] = _lines(out / "out.jsonl")
+    for openai_record, ollama_record in zip(runs["openai"], runs["ollama"], strict=True):
+        for field in ("input", "raw", "output", "ok", "finish_reason"):
+            assert openai_record[field] == ollama_record[field], field
+        for field in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            assert openai_record["usage"][field] == ollama_record["usage"][field], field
 
 
 def test_the_script_reaches_an_https_server_with_its_ca(
