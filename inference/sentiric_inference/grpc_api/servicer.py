@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 
-from sentiric_inference.engine.types import Finished, FinishReason
 from sentiric_inference.errors import InvalidRequestError, SentiricError
 from sentiric_inference.grpc_api.auth import current_caller
 from sentiric_inference.grpc_api.gen import llama_pb2, llama_pb2_grpc
@@ -22,6 +21,7 @@ from sentiric_inference.grpc_api.protocol import (
 )
 from sentiric_inference.grpc_api.statuses import status_for
 from sentiric_inference.logging_setup import request_context
+from sentiric_inference.serving.types import Finished, FinishReason
 
 if TYPE_CHECKING:
     from sentiric_inference.metrics import Metrics

@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Literal
 
-from sentiric_inference.engine.types import Finished, FinishReason, TextDelta
 from sentiric_inference.errors import EngineFailure
 from sentiric_inference.http.streaming import failure_of
 from sentiric_inference.protocol.ollama import AssistantMessage, ChatChunk, GenerateChunk
 from sentiric_inference.serving.service import Generation
+from sentiric_inference.serving.types import Finished, FinishReason, TextDelta
 
 log = logging.getLogger(__name__)
 

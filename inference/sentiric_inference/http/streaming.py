@@ -16,7 +16,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Literal
 
-from sentiric_inference.engine.types import Finished, FinishReason, TextDelta
 from sentiric_inference.errors import EngineFailure, NotReadyError
 from sentiric_inference.protocol.responses import (
     AssistantMessage,
@@ -45,6 +44,7 @@ from sentiric_inference.serving.tool_output import (
     OutputReader,
     PlainReader,
 )
+from sentiric_inference.serving.types import Finished, FinishReason, TextDelta
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# What a generation streams back, re-exported: the wire layers read these through serving,
+# never from the engine (the import contracts in .importlinter enforce it).
+from sentiric_inference.engine.types import Finished, FinishReason, GenerationEvent, TextDelta
+
+__all__ = [
+    "ChatInput",
+    "ChatTurn",
+    "FinishReason",
+    "Finished",
+    "GenerationEvent",
+    "RequestParams",
+    "ResponseFormat",
+    "Role",
+    "TextDelta",
+    "ToolCall",
+    "ToolSet",
+    "ToolSpec",
+    "chat_chars",
+]
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
