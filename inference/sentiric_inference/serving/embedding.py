@@ -149,6 +149,14 @@ class Embeddings:
                 f"{info.dimensions} dimensions and are not shortened.",
                 param=dimensions_param,
             )
+        total = sum(map(len, inputs))
+        if total > self._serving.prompt_chars_limit():
+            raise PromptTooLongError(
+                f"'{param}' holds {total} characters (or token ids) in all; this server reads "
+                f"at most {self._serving.prompt_chars_limit()} per request "
+                "(server.limits.maxPromptChars).",
+                param=param,
+            )
         # No tokenizer packs more characters than this into a token on real text; cut to
         # fit, an input is still tokenized whole first, so it is bounded like a prompt.
         max_chars = (

@@ -152,6 +152,8 @@ LONG = "word " * 600  # more tokens than the embedding context's 512
         ({"model": SMOL, "input": [[1, 2], [10**9]]}, "input[1]"),
         ({"model": SMOL, "input": [1] * 513}, "input"),
         ({"model": SMOL, "input": ["ok"] * 257}, "input"),
+        # 200 x 100 characters: beyond maxPromptChars (16 x the 1024-token context) in all.
+        ({"model": SMOL, "input": ["x" * 100] * 200}, "input"),
         ({"model": SMOL, "input": "x", "encoding_format": "hex"}, "encoding_format"),
         ({"model": SMOL, "input": "x", "dimensions": 64}, "dimensions"),
         ({"model": SMOL, "input": "x", "dimensions": "576"}, "dimensions"),

@@ -4,6 +4,7 @@ real server: model listing, chat and generate (streamed and not, options, format
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import httpx
 import jsonschema
 import ollama
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.http.conftest import MAX_TOKENS, SMOL, TINY, client_for
 from tests.support.server import ServerHandle, running_server
@@ -398,3 +400,34 @@ def test_the_profiles_system_prompt_and_schema_apply(profile_server: ServerHandl
         options={"num_predict": 200},
     )
     jsonschema.validate(json.loads(free.message.content or ""), SCHEMA)
+
+
+def _metric(server: ServerHandle, name: str, **labels: str) -> float:
+    text = httpx.get(server.metrics_url, timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def test_a_client_leaving_a_stream_cancels_its_generation(smol_server: ServerHandle) -> None:
+    labels = {"api": "ollama_chat", "outcome": "cancelled"}
+    before = _metric(smol_server, "sentiric_llm_requests_total", **labels)
+    body = {
+        "model": SMOL,
+        "messages": [{"role": "user", "content": "Write a very long story."}],
+        "options": {"num_predict": MAX_TOKENS, "temperature": 0},
+    }
+    with (
+        httpx.Client(timeout=60) as http,
+        http.stream("POST", smol_server.http_url + "/api/chat", json=body) as response,
+    ):
+        assert response.headers["content-type"] == "application/x-ndjson"
+        lines = response.iter_lines()
+        first = [json.loads(next(lines)) for _ in range(3)]
+    assert all(not chunk["done"] for chunk in first)
+    deadline = time.monotonic() + 30
+    while _metric(smol_server, "sentiric_llm_requests_total", **labels) < before + 1:
+        assert time.monotonic() < deadline, "the generation was not cancelled"
+        time.sleep(0.1)
