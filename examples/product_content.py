@@ -162,13 +162,19 @@ class OllamaBackend:
     def __init__(self, args: argparse.Namespace, verify: ssl.SSLContext | None) -> None:
         self.args = args
         # The same --base-url as for openai works: Ollama's routes live under the root.
-        host = args.base_url.rstrip("/").removesuffix("/v1")
+        host = self.host = args.base_url.rstrip("/").removesuffix("/v1")
         headers = {"Authorization": f"Bearer {args.api_key}"}
         extra: dict[str, Any] = {"verify": verify} if verify else {}
         self.client = ollama.AsyncClient(host=host, headers=headers, timeout=args.timeout, **extra)
 
     async def model(self) -> str:
-        return str((await self.client.list()).models[0].model)
+        try:
+            return str((await self.client.list()).models[0].model)
+        except ConnectionError as exc:
+            # The ollama client replaces the transport's reason (an untrusted certificate,
+            # a refused connection) with a generic message; say what it was.
+            cause = exc.__context__
+            raise ConnectionError(f"cannot reach {self.host}: {cause or exc}") from cause
 
     async def stream(self, prompt: str, schema: dict[str, Any] | None, reply: Reply) -> None:
         args = self.args

@@ -163,8 +163,9 @@ def test_both_clients_write_the_same_copy(smollm2_path: Path, tmp_path: Path) ->
             assert openai_record["usage"][field] == ollama_record["usage"][field], field
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_the_script_reaches_an_https_server_with_its_ca(
-    tiny_model_path: Path, tmp_path: Path
+    tiny_model_path: Path, tmp_path: Path, client: str
 ) -> None:
     """Transport only: the tiny model writes no JSON, so 4 tokens a row show the calls went
     through (the copy itself is tested above)."""
@@ -173,12 +174,22 @@ def test_the_script_reaches_an_https_server_with_its_ca(
     tls: dict[str, str | Path | bool] = {"certFile": cert, "keyFile": key, "https": True}
     with running_server(tiny_model_path, context_size=1024, tls=tls, ca_file=ca[2]) as server:
         assert server.openai_base_url.startswith("https://")
-        refused = _run(server, tmp_path, "--max-tokens", "4", "--quiet")
+        refused = _run(server, tmp_path, "--client", client, "--max-tokens", "4", "--quiet")
         # Without the CA the certificate is not trusted: not even the model list is read.
         assert refused.returncode != 0
         assert "CERTIFICATE_VERIFY_FAILED" in refused.stderr, refused.stderr[-3000:]
         assert not (tmp_path / "out.jsonl").exists()
-        proc = _run(server, tmp_path, "--max-tokens", "4", "--quiet", "--ca-file", str(ca[2]))
+        proc = _run(
+            server,
+            tmp_path,
+            "--client",
+            client,
+            "--max-tokens",
+            "4",
+            "--quiet",
+            "--ca-file",
+            str(ca[2]),
+        )
     # Exit 1: four tokens hold no JSON object, as in the test above.
     assert proc.returncode == 1, proc.stderr[-3000:]
     records = _lines(tmp_path / "out.jsonl")
