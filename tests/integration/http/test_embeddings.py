@@ -261,7 +261,10 @@ def test_embedding_requests_do_not_stall_a_streaming_generation(
     assert len(arrivals) > 40
     assert embedding_windows, "no embedding request finished while the reply streamed"
     during = [t for t in arrivals if any(began <= t <= ended for began, ended in embedding_windows)]
-    # Generation went on while embeddings were computed, with no long pause in it.
+    # Generation went on while embeddings were computed, with no long pause in it. A stream
+    # that waited for an embedding request would pause as long as the request took; the
+    # bound scales with that, since other work on a shared machine slows both alike.
     assert during, "no token arrived while an embedding request was in flight"
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    assert max(gaps) < 5.0, max(gaps)
+    longest = max(ended - began for began, ended in embedding_windows)
+    assert max(gaps) < max(5.0, longest / 2), (max(gaps), longest)
