@@ -35,13 +35,21 @@ def _quoting_prompt(passage: str) -> str:
 
 
 async def _run(engine: Engine, params: SamplingParams) -> list[Outcome]:
-    streams = [
-        engine.submit(
-            GenerationRequest(tuple(engine.tokenize(_quoting_prompt(p))), params, f"q{i}")
+    # One request at a time. llama.cpp is not batch-invariant on a CPU: a sequence's logits
+    # depend a little on which other sequences share its steps, and SmolLM2's choices on
+    # these prompts are close enough to ties that plain decoding itself answers differently
+    # alone and three at once (docs/architecture.md, "Speculative decoding"). Alone, with
+    # flash attention (auto), a row's logits are the same whether it is decoded with its
+    # guesses or by itself, so the outputs must match exactly. Batches of several sequences
+    # are checked on the tiny model below, whose choices are never close.
+    return [
+        await collect(
+            engine.submit(
+                GenerationRequest(tuple(engine.tokenize(_quoting_prompt(p))), params, f"q{i}")
+            )
         )
         for i, p in enumerate(PASSAGES)
     ]
-    return await asyncio.gather(*(collect(s) for s in streams))
 
 
 @pytest.mark.parametrize(
@@ -58,11 +66,11 @@ async def _run(engine: Engine, params: SamplingParams) -> list[Outcome]:
 async def test_drafting_changes_no_output_and_keeps_guesses_that_match(
     make_engine: EngineFactory, smollm2_path: Path, params: SamplingParams
 ) -> None:
-    plain = await make_engine(smollm2_path, parallel=3, context_size=512)
+    plain = await make_engine(smollm2_path, parallel=1, context_size=512)
     expected = await _run(plain, params)
     metrics = Metrics()
     drafting = await make_engine(
-        smollm2_path, parallel=3, context_size=512, draft_tokens=4, metrics=metrics
+        smollm2_path, parallel=1, context_size=512, draft_tokens=4, metrics=metrics
     )
     got = await _run(drafting, params)
     assert [o.text for o in got] == [o.text for o in expected]
@@ -109,20 +117,22 @@ async def test_drafting_in_a_full_batch_of_noisy_sequences_changes_no_output(
 async def test_a_draft_model_changes_no_output_and_its_guesses_are_counted(
     make_engine: EngineFactory, tiny_model_path: Path, smollm2_path: Path, which: str
 ) -> None:
-    # The model as its own draft, eight sequences in a batch: this checks the plumbing
-    # (catch-up in chunks, guesses fed back, verification, KV trimming in both contexts) with
-    # outputs that must equal plain decoding's. (Not the RAG prompts above: there SmolLM2's
-    # greedy choice is close enough to a tie that steps of five rows per sequence instead of
-    # one tip it, as docs/architecture.md explains; these prompts have clear choices.)
+    # The model as its own draft: this checks the plumbing (catch-up in chunks, guesses fed
+    # back, verification, KV trimming in both contexts) with outputs that must equal plain
+    # decoding's. The tiny model runs eight sequences in a batch; SmolLM2 one at a time, as
+    # in the lookup test above (its close choices tip with the batch's make-up).
     path = tiny_model_path if which == "tiny" else smollm2_path
     params = SamplingParams(temperature=0.0, max_tokens=40, ignore_eos=True)
     prompts = [f"sequence {i} repeats {i} repeats" for i in range(8)]
 
+    async def one(engine: Engine, prompt: str) -> str:
+        request = GenerationRequest(tuple(engine.tokenize(prompt)), params, prompt)
+        return (await collect(engine.submit(request))).text
+
     async def run(engine: Engine) -> list[str]:
-        streams = [
-            engine.submit(GenerationRequest(tuple(engine.tokenize(p)), params, p)) for p in prompts
-        ]
-        return [o.text for o in await asyncio.gather(*(collect(s) for s in streams))]
+        if which == "smollm2":
+            return [await one(engine, p) for p in prompts]
+        return list(await asyncio.gather(*(one(engine, p) for p in prompts)))
 
     settings = {"parallel": 8, "context_size": 256, "batch_size": 64}
     plain = await make_engine(path, **settings)
