@@ -103,7 +103,12 @@ async def serve(
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S,
     on_listening: Callable[[Endpoints], None] | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT; returns the process exit code (1 if the model fails to load)."""
+    """Run until SIGTERM/SIGINT; returns the process exit code (1 if the model fails to load).
+
+    Longer than 80 lines on purpose: the start-up order (certificates, plan, listeners,
+    drain signal, model load) and the shutdown it pairs with read top to bottom in one
+    place; the steps that stand alone are functions already (_shut_down, ...).
+    """
     from sentiric_inference.engine.engine import Engine
     from sentiric_inference.grpc_api.server import create_grpc_server
     from sentiric_inference.http.app import create_app

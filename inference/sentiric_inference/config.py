@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from sentiric_inference.sampling_bounds import MinP, RepeatPenalty, Temperature, TopP
+
 HTTP_PORT = 16070
 GRPC_PORT = 16071
 
@@ -152,11 +154,12 @@ class EngineSettings(_Model):
 class SamplingDefaults(_Model):
     """Defaults for requests that do not set a parameter; maxTokens is also the ceiling."""
 
-    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
-    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    # Bounded by the same types as each request's values (sampling_bounds.py).
+    temperature: Temperature = 0.7
+    top_p: TopP = 0.95
     top_k: int = Field(default=40, ge=0)
-    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
-    repeat_penalty: float = Field(default=1.0, gt=0.0, le=10.0)
+    min_p: MinP = 0.05
+    repeat_penalty: RepeatPenalty = 1.0
     max_tokens: int = Field(default=512, ge=1)
 
 

@@ -87,6 +87,9 @@ class Engine:
         """Load the model and context and start the scheduler (blocking, seconds to minutes).
 
         Raises EngineFailure naming the file when it is missing or llama.cpp cannot load it.
+        Longer than 80 lines on purpose: each native resource (model, draft model, plan,
+        context, embedder, scheduler) is created in order inside the try blocks that free
+        it again if a later one fails; split apart, that pairing is harder to check.
         """
         with self._lock:
             if self._closed or self._model is not None:
@@ -446,9 +449,11 @@ class Engine:
         if not prompt:
             raise InvalidRequestError("the prompt is empty", param="prompt")
         if len(prompt) + 1 > context:
+            # The one check of a prompt's tokens against the context (the serving layer
+            # checks characters before tokenizing; surfaces respell 'prompt').
             raise PromptTooLongError(
-                f"the prompt has {len(prompt)} tokens; with at least one generated token it "
-                f"must fit the context of {context} tokens per sequence",
+                f"The prompt is {len(prompt)} tokens; this model serves at most {context} tokens "
+                f"per request (prompt plus output). Shorten 'prompt'.",
                 param="prompt",
             )
         n_vocab = model.n_vocab

@@ -68,7 +68,7 @@ def build_chain(
         if params.min_p > 0.0:
             llc.llama_sampler_chain_add(chain, llc.llama_sampler_init_min_p(params.min_p, 1))
         llc.llama_sampler_chain_add(chain, llc.llama_sampler_init_temp(params.temperature))
-        llc.llama_sampler_chain_add(chain, llc.llama_sampler_init_dist(_seed(params.seed)))
+        llc.llama_sampler_chain_add(chain, llc.llama_sampler_init_dist(llama_seed(params.seed)))
         return chain
     except BaseException:
         llc.llama_sampler_free(chain)
@@ -80,9 +80,12 @@ def free_chain(chain: Chain) -> None:
         llc.llama_sampler_free(chain)
 
 
-def _seed(seed: int | None) -> int:
-    # LLAMA_DEFAULT_SEED (0xFFFFFFFF) asks llama.cpp for a random seed; other values are kept
-    # within the 32 bits the C API takes, so any int64 a client sends is reproducible.
+def llama_seed(seed: int | None) -> int:
+    """The seed llama.cpp gets: the one place a client's seed is folded into its range.
+
+    LLAMA_DEFAULT_SEED (0xFFFFFFFF) asks llama.cpp for a random seed; other values are kept
+    within the 32 bits the C API takes, so any integer a client sends is reproducible.
+    """
     if seed is None:
         return int(llc.LLAMA_DEFAULT_SEED)
     return seed & 0xFFFFFFFE if (seed & 0xFFFFFFFF) == 0xFFFFFFFF else seed & 0xFFFFFFFF

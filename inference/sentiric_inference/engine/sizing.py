@@ -191,7 +191,8 @@ def plan_sizing(
     Explicit values are kept as they are (a plan that does not fit says so, it is the
     operator's call). `min_context` is the smallest context worth serving (the profile's
     maxTokens plus room for a prompt). A low budget gives a small plan, never none: one
-    sequence of the smallest context is the floor.
+    sequence of the smallest context is the floor. A little over 80 lines: one pass of
+    arithmetic over the same budget, clearer read in order than split.
     """
     per_token = shape.kv_bytes_per_token(kv_cache_type)
     # `reserved_bytes` (the embedding context) comes off the budget before KV cells.

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from google.protobuf.message import DecodeError
+from pydantic import ValidationError
 
 from sentiric_inference.errors import InvalidRequestError, shown
 from sentiric_inference.grpc_api.gen import llama_pb2
 from sentiric_inference.grpc_api.structs import struct_to_dict
+from sentiric_inference.protocol.convert import response_format_of
+from sentiric_inference.protocol.requests import ResponseFormatBody
 from sentiric_inference.serving.types import (
     ChatInput,
     ChatTurn,
@@ -22,8 +25,8 @@ from sentiric_inference.serving.types import (
 
 ENGINE_PARAMS: Final = "engine_specific_params"
 
-# RequestParams field -> the name a gRPC client sent, so errors from the serving layer name
-# the field as it appears in llama.proto.
+# The serving layer's canonical parameter -> the name a gRPC client sent, so refusals name
+# the field as it appears in llama.proto (the servicer applies it: SentiricError.renamed).
 FIELD_NAMES: Final[dict[str, str]] = {
     "user_prompt": "user_prompt",
     # A prompt too long for the context is reported against the question itself.
@@ -45,7 +48,6 @@ FIELD_NAMES: Final[dict[str, str]] = {
 _NUMERIC_ENGINE_KEYS: Final = ("min_p", "frequency_penalty", "presence_penalty")
 KNOWN_ENGINE_KEYS: Final = (*_NUMERIC_ENGINE_KEYS, "response_format")
 _ROLES: Final[tuple[Role, ...]] = ("system", "user", "assistant", "tool")
-_FORMAT_TYPES: Final = ("text", "json_object", "json_schema")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +113,12 @@ def to_chat_input(request: llama_pb2.GenerateStreamRequest) -> ChatInput:
 def to_request_params(request: llama_pb2.GenerateStreamRequest) -> RequestParams:
     """The sampling parameters a request set (None = the profile's default).
 
-    Ranges are checked by the serving layer, which names fields through FIELD_NAMES;
-    here only what the serving layer cannot see is checked: unknown or mistyped
-    engine_specific_params keys.
+    Ranges are checked by the serving layer, whose refusals the servicer respells through
+    FIELD_NAMES; here only what the serving layer cannot see is checked: unknown or
+    mistyped engine_specific_params keys.
     """
     if not request.HasField("params"):
-        return RequestParams(field_names=dict(FIELD_NAMES))
+        return RequestParams()
     params = request.params
     extra = _engine_params(params)
     numbers: dict[str, float | None] = {}
@@ -136,7 +138,6 @@ def to_request_params(request: llama_pb2.GenerateStreamRequest) -> RequestParams
         frequency_penalty=numbers["frequency_penalty"],
         presence_penalty=numbers["presence_penalty"],
         response_format=_response_format(extra.get("response_format")),
-        field_names=dict(FIELD_NAMES),
     )
 
 
@@ -164,24 +165,20 @@ def _number(values: Mapping[str, Any], key: str) -> float | None:
 
 
 def _response_format(value: Any) -> ResponseFormat | None:
-    """OpenAI's response_format shape: {"type": ..., "json_schema": {"schema": {...}}}."""
+    """OpenAI's response_format, {"type": ..., "json_schema": {"schema": {...}}}, read with
+    the HTTP API's own model, so both surfaces accept and refuse the same objects."""
     param = f"{ENGINE_PARAMS}.response_format"
     if value is None:
         return None  # the profile's default format applies
     if not isinstance(value, dict):
         raise _invalid(param, 'must be an object such as {"type": "json_object"}.')
-    unknown = sorted(set(value) - {"type", "json_schema"})
-    if unknown:
-        raise _invalid(param, f"unknown key(s) {', '.join(shown(k, 40) for k in unknown[:5])}.")
-    kind = value.get("type")
-    if kind not in _FORMAT_TYPES:
-        raise _invalid(f"{param}.type", f"{shown(kind)} is not one of {', '.join(_FORMAT_TYPES)}.")
-    if kind != "json_schema":
-        return ResponseFormat(type=kind)
-    wrapper = value.get("json_schema")
-    if not isinstance(wrapper, dict) or not isinstance(wrapper.get("schema"), dict):
-        raise _invalid(
-            f"{param}.json_schema",
-            'must be an object with a "schema" object, as in OpenAI\'s response_format.',
-        )
-    return ResponseFormat(type="json_schema", json_schema=wrapper["schema"])
+    try:
+        body = ResponseFormatBody.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join([param, *(str(part) for part in first["loc"])])
+        raise _invalid(where, f"{shown(first.get('input'))}: {first['msg']}.") from None
+    try:
+        return response_format_of(body)
+    except InvalidRequestError as exc:
+        raise exc.renamed({"response_format": param}) from None

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 
-from sentiric_inference.errors import InvalidRequestError, SentiricError
+from sentiric_inference.errors import SentiricError
 from sentiric_inference.grpc_api.auth import current_caller
 from sentiric_inference.grpc_api.gen import llama_pb2, llama_pb2_grpc
 from sentiric_inference.grpc_api.protocol import (
+    FIELD_NAMES,
     UndecodableRequest,
     decoded,
     to_chat_input,
@@ -72,19 +73,15 @@ class LlamaServicer(llama_pb2_grpc.LlamaServiceServicer):
             started = time.monotonic()
             try:
                 message = decoded(request)
-                chat = to_chat_input(message)
-                params = to_request_params(message)
-            except InvalidRequestError as exc:
-                # Refused before the serving layer saw it, so it is counted here.
-                self._metrics.requests_total.labels(api=API, outcome="invalid").inc()
-                await self._abort(context, exc)
-                return
-            try:
                 generation = await self._serving.start_chat(
-                    chat, params, api=API, request_id=request_id, caller=current_caller()
+                    to_chat_input(message),
+                    to_request_params(message),
+                    api=API,
+                    request_id=request_id,
+                    caller=current_caller(),
                 )
             except SentiricError as exc:
-                await self._abort(context, exc)
+                await self._refuse(context, exc)
                 return
             logger.info("GenerateStream started", extra={"api": API})
             finished: Finished | None = None
@@ -122,14 +119,18 @@ class LlamaServicer(llama_pb2_grpc.LlamaServiceServicer):
                     },
                 )
 
-    async def _abort(
+    async def _refuse(
         self,
         context: grpc.aio.ServicerContext[
             llama_pb2.GenerateStreamRequest, llama_pb2.GenerateStreamResponse
         ],
         error: SentiricError,
     ) -> None:
+        """The one error boundary of a call refused before streaming: respell the error
+        with llama.proto's names, count it, end the call with its status."""
+        error = error.renamed(FIELD_NAMES)
         status = status_for(error)
+        self._metrics.requests_total.labels(api=API, outcome=status.outcome).inc()
         logger.info(
             "GenerateStream refused: %s",
             status.details,

@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 
-from sentiric_inference.errors import InvalidRequestError
-from sentiric_inference.http.errors import API_EMBEDDINGS, ApiError
+from sentiric_inference.http.errors import API_EMBEDDINGS
 from sentiric_inference.http.routes import check_model
 from sentiric_inference.protocol.embeddings import (
     EmbeddingData,
@@ -38,11 +37,7 @@ def _caller(request: Request) -> Caller:
 @router.post("/v1/embeddings")
 async def create_embeddings(body: EmbeddingRequest, request: Request) -> EmbeddingResponse:
     serving: Serving = request.app.state.serving
-    try:
-        check_model(serving, body.model)
-    except (InvalidRequestError, ApiError):
-        request.app.state.metrics.requests_total.labels(API_EMBEDDINGS, "invalid").inc()
-        raise
+    check_model(serving, body.model)
     inputs, single = body.inputs()
     result = await embeddings_of(request).embed(
         inputs,

@@ -11,6 +11,10 @@ UnauthenticatedError                                -> 401 (code invalid_api_key
 NotReadyError                                       -> 503 unavailable_error
 FeatureOffError (e.g. engine.embeddings off)        -> 501 not_implemented_error
 EngineFailure / anything unexpected                 -> 500 server_error (logged)
+
+The handlers here are the HTTP surface's one error boundary: a refusal on an API route
+(API_BY_PATH) is counted in requests_total here, once, with its error's outcome, and a
+serving-layer error is respelled with the request's field names (`use_field_names`).
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -40,6 +44,9 @@ from sentiric_inference.errors import (
     truncated,
 )
 from sentiric_inference.protocol.responses import ErrorBody, ErrorResponse
+
+if TYPE_CHECKING:
+    from sentiric_inference.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,19 @@ OLLAMA_PREFIX = "/api/"
 
 def is_ollama_path(path: str) -> bool:
     return path.startswith(OLLAMA_PREFIX)
+
+
+def count_refusal(metrics: Metrics | None, path: str, outcome: str) -> None:
+    """Count a refused request to an API route in requests_total (other routes are not)."""
+    api = API_BY_PATH.get(path)
+    if api is not None and metrics is not None:
+        metrics.requests_total.labels(api, outcome).inc()
+
+
+def use_field_names(request: Request, names: Mapping[str, str]) -> None:
+    """Name the serving layer's canonical parameters as this request spells them in its
+    refusals (SentiricError.renamed, applied by the error handler)."""
+    request.state.field_names = names
 
 
 class ApiError(Exception):
@@ -229,8 +249,14 @@ def _validation_response(exc: RequestValidationError, path: str) -> JSONResponse
 def install_error_handlers(app: FastAPI) -> None:
     """Register the one mapping from exceptions to error responses (OpenAI's or Ollama's)."""
 
+    def metrics(request: Request) -> Metrics | None:
+        found: Metrics | None = getattr(request.app.state, "metrics", None)
+        return found
+
     async def on_sentiric(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, SentiricError)
+        exc = exc.renamed(getattr(request.state, "field_names", {}))
+        count_refusal(metrics(request), request.url.path, exc.outcome)
         status, body, headers = error_body(exc)
         if status >= 500:
             log.error("request failed: %s", exc.message)
@@ -238,14 +264,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
+        count_refusal(metrics(request), request.url.path, "invalid")
         return error_response(exc.status, exc.body, path=request.url.path)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        api = API_BY_PATH.get(request.url.path)
-        if api is not None:
-            # Refused before reaching the serving layer, which counts its own refusals.
-            request.app.state.metrics.requests_total.labels(api, "invalid").inc()
+        count_refusal(metrics(request), request.url.path, "invalid")
         return _validation_response(exc, request.url.path)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:

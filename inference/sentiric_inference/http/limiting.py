@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sentiric_inference.http.errors import API_BY_PATH, error_response
+from sentiric_inference.http.errors import count_refusal, error_response
 from sentiric_inference.protocol.responses import ErrorBody
 
 if TYPE_CHECKING:
@@ -82,9 +82,8 @@ class BodyLimitMiddleware:
                 type="invalid_request_error",
                 code="request_timeout",
             )
-        api = API_BY_PATH.get(scope.get("path", ""))
-        if api is not None and self.metrics is not None:
-            self.metrics.requests_total.labels(api, "invalid").inc()
+        # Refused before the error handlers (http/errors.py) could see it; counted alike.
+        count_refusal(self.metrics, scope.get("path", ""), "invalid")
         # The rest of the body is not read, so the connection cannot carry another request.
         response = error_response(status, body, {"Connection": "close"}, path=scope.get("path", ""))
         await response(scope, receive, send)

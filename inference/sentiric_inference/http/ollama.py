@@ -15,13 +15,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from sentiric_inference import __version__
-from sentiric_inference.errors import FeatureOffError, InvalidRequestError
+from sentiric_inference.errors import FeatureOffError
 from sentiric_inference.http.embeddings import embeddings_of
 from sentiric_inference.http.errors import (
     API_OLLAMA_CHAT,
     API_OLLAMA_EMBED,
     API_OLLAMA_GENERATE,
-    ApiError,
+    use_field_names,
 )
 from sentiric_inference.http.ollama_models import check_model, listed, running, show
 from sentiric_inference.http.ollama_streaming import (
@@ -50,7 +50,12 @@ from sentiric_inference.protocol.ollama import (
     TagsResponse,
     Version,
 )
-from sentiric_inference.protocol.ollama_convert import chat_request, generate_request
+from sentiric_inference.protocol.ollama_convert import (
+    chat_field_names,
+    chat_request,
+    generate_field_names,
+    generate_request,
+)
 from sentiric_inference.serving.keys import ANONYMOUS, Caller
 from sentiric_inference.serving.service import Generation
 
@@ -72,11 +77,6 @@ def _serving(request: Request) -> Serving:
 def _caller(request: Request) -> Caller:
     caller: Caller = getattr(request.state, "caller", ANONYMOUS)
     return caller
-
-
-def _count_invalid(request: Request, api: str) -> None:
-    # Refusals before the serving layer, which counts its own.
-    request.app.state.metrics.requests_total.labels(api, "invalid").inc()
 
 
 @router.get("/version")
@@ -168,15 +168,12 @@ async def _respond(
 async def chat(body: ChatRequest, request: Request) -> Response:
     started = time.perf_counter()
     serving = _serving(request)
-    try:
-        model = check_model(serving, body.model)
-        if not body.messages:
-            serving.check_ready()
-            return _loaded("chat", model, body.stream)
-        chat_input, params = chat_request(body)
-    except (InvalidRequestError, ApiError):
-        _count_invalid(request, API_OLLAMA_CHAT)
-        raise
+    model = check_model(serving, body.model)
+    if not body.messages:
+        serving.check_ready()
+        return _loaded("chat", model, body.stream)
+    use_field_names(request, chat_field_names(body))
+    chat_input, params = chat_request(body)
     generation = await serving.start_chat(
         chat_input,
         params,
@@ -194,15 +191,12 @@ async def chat(body: ChatRequest, request: Request) -> Response:
 async def generate(body: GenerateRequest, request: Request) -> Response:
     started = time.perf_counter()
     serving = _serving(request)
-    try:
-        model = check_model(serving, body.model)
-        if not body.prompt and not body.images:
-            serving.check_ready()
-            return _loaded("generate", model, body.stream)
-        prompt, params = generate_request(body)
-    except (InvalidRequestError, ApiError):
-        _count_invalid(request, API_OLLAMA_GENERATE)
-        raise
+    model = check_model(serving, body.model)
+    if not body.prompt and not body.images:
+        serving.check_ready()
+        return _loaded("generate", model, body.stream)
+    use_field_names(request, generate_field_names())
+    prompt, params = generate_request(body)
     request_id = request.state.request_id
     caller = _caller(request)
     if isinstance(prompt, str):
@@ -223,11 +217,7 @@ async def generate(body: GenerateRequest, request: Request) -> Response:
 async def embed(body: EmbedRequest, request: Request) -> EmbedResponse:
     started = time.perf_counter()
     serving = _serving(request)
-    try:
-        model = check_model(serving, body.model)
-    except ApiError:
-        _count_invalid(request, API_OLLAMA_EMBED)
-        raise
+    model = check_model(serving, body.model)
     single = isinstance(body.input, str)
     inputs = [body.input] if isinstance(body.input, str) else body.input
     if not inputs:
@@ -253,11 +243,7 @@ async def embed(body: EmbedRequest, request: Request) -> EmbedResponse:
 @router.post("/embeddings")
 async def embeddings(body: EmbeddingsRequest, request: Request) -> EmbeddingsResponse:
     serving = _serving(request)
-    try:
-        check_model(serving, body.model)
-    except ApiError:
-        _count_invalid(request, API_OLLAMA_EMBED)
-        raise
+    check_model(serving, body.model)
     if not body.prompt:
         # As Ollama answers an empty prompt (a load request).
         embeddings_of(request).check_on()

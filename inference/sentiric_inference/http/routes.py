@@ -13,11 +13,15 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
-from sentiric_inference.errors import InvalidRequestError, shown
-from sentiric_inference.http.errors import API_CHAT, API_COMPLETION, ApiError
+from sentiric_inference.errors import shown
+from sentiric_inference.http.errors import API_CHAT, API_COMPLETION, ApiError, use_field_names
 from sentiric_inference.http.model_card import embedding_details, model_card
 from sentiric_inference.http.streaming import Kind, collect, stream_sse
-from sentiric_inference.protocol.convert import chat_request, completion_request
+from sentiric_inference.protocol.convert import (
+    chat_field_names,
+    chat_request,
+    completion_request,
+)
 from sentiric_inference.protocol.requests import ChatCompletionRequest, CompletionRequest
 from sentiric_inference.protocol.responses import ChatCompletion, Completion, ModelList
 from sentiric_inference.serving.keys import ANONYMOUS, Caller
@@ -194,12 +198,9 @@ async def _respond(
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     serving = _serving(request)
-    try:
-        check_model(serving, body.model)
-        chat, params = chat_request(body)
-    except (InvalidRequestError, ApiError):
-        _metrics(request).requests_total.labels(API_CHAT, "invalid").inc()
-        raise
+    use_field_names(request, chat_field_names(body))
+    check_model(serving, body.model)
+    chat, params = chat_request(body)
     generation = await serving.start_chat(
         chat, params, api=API_CHAT, request_id=request.state.request_id, caller=_caller(request)
     )
@@ -217,12 +218,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
 @router.post("/v1/completions", response_model=None)
 async def completions(body: CompletionRequest, request: Request) -> Response:
     serving = _serving(request)
-    try:
-        check_model(serving, body.model)
-        prompt, params = completion_request(body)
-    except (InvalidRequestError, ApiError):
-        _metrics(request).requests_total.labels(API_COMPLETION, "invalid").inc()
-        raise
+    check_model(serving, body.model)
+    prompt, params = completion_request(body)
     generation = await serving.start_completion(
         prompt,
         params,

@@ -96,7 +96,9 @@ def _text_of(message: ChatMessage, index: int) -> str:
     return "".join(texts)
 
 
-def _format(body: ResponseFormatBody | None) -> ResponseFormat | None:
+def response_format_of(body: ResponseFormatBody | None) -> ResponseFormat | None:
+    """OpenAI's response_format for the serving layer; gRPC's engine_specific_params
+    carries the same object and is read with this too (one model for both surfaces)."""
     if body is None:
         return None  # the profile's default format applies
     if body.type == "json_schema":
@@ -120,9 +122,7 @@ def _format(body: ResponseFormatBody | None) -> ResponseFormat | None:
 
 
 def _params(
-    body: ChatCompletionRequest | CompletionRequest,
-    max_tokens: int | None,
-    field_names: dict[str, str],
+    body: ChatCompletionRequest | CompletionRequest, max_tokens: int | None
 ) -> RequestParams:
     stop: tuple[str, ...] = ()
     if isinstance(body.stop, str):
@@ -140,8 +140,7 @@ def _params(
         presence_penalty=body.presence_penalty,
         seed=body.seed,
         stop=stop,
-        response_format=_format(body.response_format),
-        field_names=field_names,
+        response_format=response_format_of(body.response_format),
     )
 
 
@@ -152,6 +151,18 @@ def _turn(message: ChatMessage, index: int) -> ChatTurn:
         tool_calls=message_tool_calls(message, index),
         tool_call_id=message.tool_call_id if message.role == "tool" else None,
     )
+
+
+def chat_field_names(body: ChatCompletionRequest) -> dict[str, str]:
+    """The serving layer's canonical parameters (errors.py) as this chat request spells them,
+    for its refusals; the others are spelled alike (completions need none)."""
+    return {
+        "max_tokens": (
+            "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
+        ),
+        "user_prompt": f"messages[{len(body.messages) - 1}].content",
+        "prompt": "messages",
+    }
 
 
 def chat_request(body: ChatCompletionRequest) -> tuple[ChatInput, RequestParams]:
@@ -203,12 +214,6 @@ def chat_request(body: ChatCompletionRequest) -> tuple[ChatInput, RequestParams]
     max_tokens = (
         body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     )
-    max_name = "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
-    names = {
-        "max_tokens": max_name,
-        "user_prompt": f"messages[{last}].content",
-        "prompt": "messages",
-    }
     chat = ChatInput(
         user_prompt="" if ends_with_tool else _text_of(messages[last], last),
         system_prompt="\n\n".join(system_parts) or None,
@@ -219,7 +224,7 @@ def chat_request(body: ChatCompletionRequest) -> tuple[ChatInput, RequestParams]
         tools=tools,
         tools_chars=tools_chars,
     )
-    return chat, _params(body, max_tokens, names)
+    return chat, _params(body, max_tokens)
 
 
 def completion_request(body: CompletionRequest) -> tuple[str, RequestParams]:
@@ -241,4 +246,4 @@ def completion_request(body: CompletionRequest) -> tuple[str, RequestParams]:
             raise _unsupported(
                 "prompt", "send one prompt as a string (batches and token arrays are refused)."
             )
-    return checked_text(prompt, "prompt"), _params(body, body.max_tokens, {"prompt": "prompt"})
+    return checked_text(prompt, "prompt"), _params(body, body.max_tokens)

@@ -1,8 +1,9 @@
 """Translate Ollama request bodies into the serving layer's protocol-neutral requests.
 
 Every refusal is an InvalidRequestError whose `param` is the field as the client wrote it
-(`options.temperature`, `messages[2].images`, `format`); the serving layer's own checks name
-fields through RequestParams.field_names, so its refusals say `options.num_predict`, too.
+(`options.temperature`, `messages[2].images`, `format`); the routes respell the serving
+layer's refusals through `chat_field_names` / `generate_field_names`, so they say
+`options.num_predict`, too.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sentiric_inference.protocol.ollama import (
 )
 from sentiric_inference.serving.types import ChatInput, ChatTurn, RequestParams, ResponseFormat
 
-# Our field -> Ollama's, for the serving layer's refusals.
+# The serving layer's canonical parameter -> Ollama's, for its refusals.
 _OPTION_NAMES = {
     "max_tokens": "options.num_predict",
     "temperature": "options.temperature",
@@ -52,10 +53,19 @@ def response_format(value: Format | None) -> ResponseFormat | None:
     return ResponseFormat(type="json_schema", json_schema=value)
 
 
-def request_params(
-    options: Options | None, fmt: Format | None, names: dict[str, str]
-) -> RequestParams:
-    """Sampling from `options` and the output format; `names` adds prompt field names."""
+def chat_field_names(body: ChatRequest) -> dict[str, str]:
+    """The serving layer's canonical parameters as this /api/chat request spells them."""
+    last = len(body.messages) - 1
+    return {**_OPTION_NAMES, "user_prompt": f"messages[{last}].content", "prompt": "messages"}
+
+
+def generate_field_names() -> dict[str, str]:
+    """The serving layer's canonical parameters as /api/generate spells them."""
+    return {**_OPTION_NAMES, "user_prompt": "prompt", "prompt": "prompt"}
+
+
+def request_params(options: Options | None, fmt: Format | None) -> RequestParams:
+    """Sampling from `options` and the output format."""
     o = options if options is not None else Options()
     for name, neutral in _NEUTRAL.items():
         value = getattr(o, name)
@@ -86,7 +96,6 @@ def request_params(
         seed=o.seed,
         stop=stop,
         response_format=response_format(fmt),
-        field_names={**_OPTION_NAMES, **names},
     )
 
 
@@ -137,8 +146,7 @@ def chat_request(body: ChatRequest) -> tuple[ChatInput, RequestParams]:
         system_prompt="\n\n".join(texts[:start]) or None,
         history=history,
     )
-    names = {"user_prompt": f"messages[{last}].content", "prompt": "messages"}
-    return chat, request_params(body.options, body.format, names)
+    return chat, request_params(body.options, body.format)
 
 
 def _refuse_set(fields: list[tuple[str, Any, str]]) -> None:
@@ -171,8 +179,7 @@ def generate_request(body: GenerateRequest) -> tuple[ChatInput | str, RequestPar
         ]
     )
     prompt = checked_text(body.prompt or "", "prompt")
-    names = {"user_prompt": "prompt", "prompt": "prompt"}
-    params = request_params(body.options, body.format, names)
+    params = request_params(body.options, body.format)
     if body.raw:
         if body.system:
             raise InvalidRequestError(

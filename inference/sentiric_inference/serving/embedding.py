@@ -6,7 +6,8 @@ server.limits.maxEmbeddingInputs, or when an input has more characters than its 
 ever fit the embedding context. Tokenizing runs on the preparation threads, the vectors come
 from the engine's embedding worker (engine/embedding.py), and the event loop only awaits.
 Each call counts against its caller's requestsPerMinute and maxConcurrent, and its input
-tokens against tokensPerMinute; requests_total and request_duration count it under its API.
+tokens against tokensPerMinute; requests_total (answered or cancelled calls: the API surface
+counts refusals) and request_duration count it under its API.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sentiric_inference.errors import (
 )
 from sentiric_inference.serving.access import OUTCOME_OK
 from sentiric_inference.serving.keys import ANONYMOUS, Caller
-from sentiric_inference.serving.service import CHARS_PER_TOKEN, refusal_outcome
+from sentiric_inference.serving.service import CHARS_PER_TOKEN
 
 if TYPE_CHECKING:
     from sentiric_inference.engine.embedding import EmbeddingInfo
@@ -90,6 +91,7 @@ class Embeddings:
         serving = self._serving
         started = time.perf_counter()
         outcome = "error"
+        refused = False
         ticket = None
         prompt_tokens = 0
         try:
@@ -109,7 +111,8 @@ class Embeddings:
             outcome = OUTCOME_OK
             return Embedded(vectors, prompt_tokens)
         except SentiricError as exc:
-            outcome = refusal_outcome(exc)
+            # Refused: the API surface counts it in requests_total at its error boundary.
+            outcome, refused = exc.outcome, True
             if exc.param is not None and exc.param.startswith("input"):
                 # The engine names inputs `input[i]`; the wire may call them otherwise.
                 raise _renamed(exc, param, single) from exc
@@ -118,7 +121,8 @@ class Embeddings:
             outcome = "cancelled"
             raise
         finally:
-            serving.metrics.requests_total.labels(api, outcome).inc()
+            if not refused:
+                serving.metrics.requests_total.labels(api, outcome).inc()
             serving.metrics.request_duration.labels(api).observe(time.perf_counter() - started)
             if ticket is not None:
                 ticket.release(outcome, prompt_tokens=prompt_tokens)

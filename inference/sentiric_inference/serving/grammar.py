@@ -34,12 +34,7 @@ def grammar_for(
     limits = limits or LimitsSettings()
     schema = response_format.json_schema
     field = f"{param}.json_schema"
-    if schema is None:
-        raise InvalidRequestError(
-            f"'{field}' is required when '{param}.type' is 'json_schema'.", param=field
-        )
-    if not isinstance(schema, dict):
-        raise InvalidRequestError(f"'{field}' must be a JSON object.", param=field)
+    assert schema is not None  # ResponseFormat holds a json_schema format to it
     schema = checked_schema(schema, limits, field)
     grammar = _schema_gbnf(json.dumps(schema, sort_keys=True), field)
     if len(grammar) > limits.max_grammar_bytes:

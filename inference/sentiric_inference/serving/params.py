@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Callable
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from sentiric_inference.config import LimitsSettings, SamplingDefaults
 from sentiric_inference.engine.types import SamplingParams
 from sentiric_inference.errors import InvalidRequestError
+from sentiric_inference.sampling_bounds import (
+    MinP,
+    Penalty,
+    RepeatPenalty,
+    Temperature,
+    TopP,
+    describe,
+)
 from sentiric_inference.serving.grammar import grammar_for
 from sentiric_inference.serving.types import RequestParams
 
@@ -15,10 +26,13 @@ from sentiric_inference.serving.types import RequestParams
 # matched against the held-back tail on every token, so keep the list short.
 MAX_STOP_SEQUENCES = 16
 MAX_STOP_LENGTH = 256
-# llama.cpp seeds are uint32; larger or negative client seeds are folded into that range.
-_SEED_MODULUS = 2**32
 # llama.cpp takes top_k as a C int: a larger value would wrap (2**32 + 1 ran as top_k 1).
 MAX_TOP_K = 2**31 - 1
+
+
+@functools.cache
+def _adapter(bounded: Any) -> TypeAdapter[float]:
+    return TypeAdapter(bounded)
 
 
 def resolve_params(
@@ -26,24 +40,23 @@ def resolve_params(
 ) -> SamplingParams:
     """Validate what the client sent and fill the rest from the profile (maxTokens is a ceiling).
 
-    Raises InvalidRequestError naming the field as the client spelled it on the wire. A
-    response_format schema is bounded by `limits` and converted here: CPU work that the
-    serving layer runs on a preparation worker.
+    Raises InvalidRequestError naming the field canonically (errors.py; each surface
+    respells it). A response_format schema is bounded by `limits` and converted here: CPU
+    work that the serving layer runs on a preparation worker.
     """
-    names = params.field_names
 
     def fail(field: str, message: str) -> InvalidRequestError:
-        wire = names.get(field, field)
-        return InvalidRequestError(f"Invalid '{wire}': {message}", param=wire)
+        return InvalidRequestError(f"Invalid '{field}': {message}", param=field)
 
-    def number(
-        field: str, value: float | None, default: float, check: Callable[[float], bool], rule: str
-    ) -> float:
+    def number(field: str, value: float | None, default: float, bounded: Any) -> float:
         if value is None:
             return default
-        if not math.isfinite(value) or not check(value):
-            raise fail(field, f"{value!r} is out of range; it must be {rule}.")
-        return float(value)
+        try:
+            return float(_adapter(bounded).validate_python(value))
+        except ValidationError:
+            raise fail(
+                field, f"{value!r} is out of range; it must be {describe(bounded)}."
+            ) from None
 
     max_tokens = defaults.max_tokens
     if params.max_tokens is not None:
@@ -73,44 +86,21 @@ def resolve_params(
             )
         repeat_last_n = params.repeat_last_n
     return SamplingParams(
-        temperature=number(
-            "temperature",
-            params.temperature,
-            defaults.temperature,
-            lambda v: 0 <= v <= 2,
-            "between 0 and 2",
-        ),
-        top_p=number("top_p", params.top_p, defaults.top_p, lambda v: 0 < v <= 1, "in (0, 1]"),
+        temperature=number("temperature", params.temperature, defaults.temperature, Temperature),
+        top_p=number("top_p", params.top_p, defaults.top_p, TopP),
         top_k=top_k,
-        min_p=number("min_p", params.min_p, defaults.min_p, lambda v: 0 <= v <= 1, "in [0, 1]"),
+        min_p=number("min_p", params.min_p, defaults.min_p, MinP),
         repeat_penalty=number(
-            "repeat_penalty",
-            params.repeat_penalty,
-            defaults.repeat_penalty,
-            lambda v: 0 < v <= 10,
-            "in (0, 10]",
+            "repeat_penalty", params.repeat_penalty, defaults.repeat_penalty, RepeatPenalty
         ),
-        frequency_penalty=number(
-            "frequency_penalty",
-            params.frequency_penalty,
-            0.0,
-            lambda v: -2 <= v <= 2,
-            "between -2 and 2",
-        ),
-        presence_penalty=number(
-            "presence_penalty",
-            params.presence_penalty,
-            0.0,
-            lambda v: -2 <= v <= 2,
-            "between -2 and 2",
-        ),
+        frequency_penalty=number("frequency_penalty", params.frequency_penalty, 0.0, Penalty),
+        presence_penalty=number("presence_penalty", params.presence_penalty, 0.0, Penalty),
         repeat_last_n=repeat_last_n,
-        seed=None if params.seed is None else params.seed % _SEED_MODULUS,
+        # Any integer: the engine folds it into llama.cpp's range (engine/sampling.py).
+        seed=params.seed,
         max_tokens=max_tokens,
         stop=_check_stop(params.stop, fail),
-        grammar=grammar_for(
-            params.response_format, names.get("response_format", "response_format"), limits
-        ),
+        grammar=grammar_for(params.response_format, "response_format", limits),
     )
 
 

@@ -23,9 +23,7 @@ from sentiric_inference.errors import (
     EngineFailure,
     InvalidRequestError,
     NotReadyError,
-    OverloadedError,
     PromptTooLongError,
-    RateLimitedError,
     SentiricError,
 )
 from sentiric_inference.metrics import Metrics
@@ -58,19 +56,6 @@ def model_name_for(config: EngineConfig) -> str:
         return config.model.alias
     local = config.model.local_path()
     return local.name.removesuffix(".gguf") if local is not None else "default"
-
-
-def refusal_outcome(exc: SentiricError) -> str:
-    """The requests_total outcome label for a request refused before it streamed."""
-    if isinstance(exc, RateLimitedError):
-        return "rate_limited"
-    if isinstance(exc, OverloadedError):
-        return "overloaded"
-    if isinstance(exc, NotReadyError):
-        return "unavailable"
-    if isinstance(exc, InvalidRequestError):
-        return "invalid"
-    return "error"
 
 
 class Generation:
@@ -326,37 +311,36 @@ class Serving:
         request_id: str,
         caller: Caller = ANONYMOUS,
     ) -> Generation:
-        """Validate, render, tokenize and submit a chat; raises before anything streams."""
+        """Validate, render, tokenize and submit a chat; raises before anything streams.
+
+        Refusals name parameters canonically (errors.py); the caller, the API surface,
+        respells them and counts the refusal in requests_total.
+        """
         started = time.perf_counter()
-        names = params.field_names
         ticket: Ticket | None = None
         try:
             self._check_ready()
             ticket = self.access.admit(caller)
             if not chat.user_prompt and not chat.answers_tools:
-                wire = names.get("user_prompt", "user_prompt")
-                raise InvalidRequestError(f"'{wire}' must not be empty.", param=wire)
+                raise InvalidRequestError("'user_prompt' must not be empty.", param="user_prompt")
             params = self._with_tools(chat, params)
-            prompt_param = names.get("prompt", "messages")
             rag = len(chat.rag_context or "")
-            # A refusal names the part that is too long: retrieved documents, or the messages.
-            too_long = "rag_context" if 2 * rag > chat_chars(chat) else prompt_param
+            # A refusal names the part that is too long: retrieved documents, or the prompt.
+            too_long = "rag_context" if 2 * rag > chat_chars(chat) else "prompt"
             self._check_prompt_chars(chat_chars(chat), too_long)
             return await self._prepare_and_submit(
-                lambda: self._chat_tokens(chat, prompt_param),
+                lambda: self._chat_tokens(chat),
                 params,
                 api=api,
                 request_id=request_id,
                 started=started,
-                prompt_param=prompt_param,
                 ticket=ticket,
                 tenant=caller.name,
                 grammar=None if chat.tools is None else lambda: self._tool_grammar(chat),
             )
         except SentiricError as exc:
-            self.metrics.requests_total.labels(api, refusal_outcome(exc)).inc()
             if ticket is not None:
-                ticket.release(refusal_outcome(exc))
+                ticket.release(exc.outcome)
             raise
         except BaseException:
             # Cancelled while preparing (the client left): its admission ends here.
@@ -379,29 +363,25 @@ class Serving:
         own /completion: there is no template or profile text for it to forge.
         """
         started = time.perf_counter()
-        names = params.field_names
         ticket: Ticket | None = None
         try:
             self._check_ready()
             ticket = self.access.admit(caller)
-            wire = names.get("prompt", "prompt")
             if not prompt:
-                raise InvalidRequestError(f"'{wire}' must not be empty.", param=wire)
-            self._check_prompt_chars(len(prompt), wire)
+                raise InvalidRequestError("'prompt' must not be empty.", param="prompt")
+            self._check_prompt_chars(len(prompt), "prompt")
             return await self._prepare_and_submit(
-                lambda: self._tokenize(prompt, wire, add_special=True, parse_special=True),
+                lambda: self._tokenize(prompt, "prompt", add_special=True, parse_special=True),
                 params,
                 api=api,
                 request_id=request_id,
                 started=started,
-                prompt_param=wire,
                 ticket=ticket,
                 tenant=caller.name,
             )
         except SentiricError as exc:
-            self.metrics.requests_total.labels(api, refusal_outcome(exc)).inc()
             if ticket is not None:
-                ticket.release(refusal_outcome(exc))
+                ticket.release(exc.outcome)
             raise
         except BaseException:
             if ticket is not None:
@@ -415,11 +395,10 @@ class Serving:
             return params
         fmt = params.response_format
         if fmt is not None and fmt.type != "text":
-            wire = params.field_names.get("response_format", "response_format")
             raise InvalidRequestError(
-                f"'{wire}' cannot be combined with 'tools' (a reply may be a tool call); "
-                "send tool_choice 'none' to get formatted text instead.",
-                param=wire,
+                "'response_format' cannot be combined with 'tools' (a reply may be a tool "
+                "call); send tool_choice 'none' to get formatted text instead.",
+                param="response_format",
             )
         return replace(params, response_format=ResponseFormat(type="text"))
 
@@ -454,14 +433,12 @@ class Serving:
         api: str,
         request_id: str,
         started: float,
-        prompt_param: str,
         ticket: Ticket | None = None,
         tenant: str = "",
         grammar: Callable[[], str | None] | None = None,
     ) -> Generation:
         """Prepare on a worker and submit; `grammar`, when given, replaces the grammar of
         the response_format (tool calls)."""
-        format_param = params.field_names.get("response_format", "response_format")
         if params.response_format is None and self.default_format is not None:
             params = replace(params, response_format=self.default_format)
 
@@ -470,15 +447,15 @@ class Serving:
             sampling = resolve_params(params, self.config.sampling, self.limits)
             if grammar is not None:
                 sampling = replace(sampling, grammar=grammar())
-            request = self._request(tokens(), sampling, api, request_id, prompt_param, tenant)
-            try:
-                return request, self.engine.build_sampler(request)
-            except PromptTooLongError as exc:
-                raise PromptTooLongError(exc.message, param=prompt_param) from exc
-            except InvalidRequestError as exc:
-                if exc.param == "response_format":
-                    raise InvalidRequestError(exc.message, param=format_param) from exc
-                raise
+            request = GenerationRequest(
+                prompt_tokens=tuple(tokens()),
+                params=sampling,
+                request_id=request_id,
+                api=api,
+                tenant=tenant,
+            )
+            # The engine refuses a prompt its context cannot hold (PromptTooLongError).
+            return request, self.engine.build_sampler(request)
 
         request, sampler = await self._preparer.run(
             prepare, discard=lambda prepared: self.engine.free_sampler(prepared[1])
@@ -500,9 +477,10 @@ class Serving:
                 f"'{param}' is not valid Unicode text (a lone surrogate).", param=param
             ) from exc
 
-    def _chat_tokens(self, chat: ChatInput, param: str = "messages") -> list[int]:
+    def _chat_tokens(self, chat: ChatInput) -> list[int]:
         """The chat's tokens: template and profile text may hold control tokens, the
         caller's text never does (serving/prompting.py)."""
+        param = "prompt"
         template = self._chat_template()
         rendered = template.render_segments(chat, self.config.prompt)
         checked = [(text, param) for text in rendered.unsplit]
@@ -543,30 +521,6 @@ class Serving:
             )
             self._template_key = source
         return self._template
-
-    def _request(
-        self,
-        tokens: list[int],
-        sampling: SamplingParams,
-        api: str,
-        request_id: str,
-        prompt_param: str,
-        tenant: str = "",
-    ) -> GenerationRequest:
-        limit = self.engine.info.context_size
-        if len(tokens) + 1 > limit:
-            raise PromptTooLongError(
-                f"The prompt is {len(tokens)} tokens; this model serves at most {limit} tokens "
-                f"per request (prompt plus output). Shorten '{prompt_param}'.",
-                param=prompt_param,
-            )
-        return GenerationRequest(
-            prompt_tokens=tuple(tokens),
-            params=sampling,
-            request_id=request_id,
-            api=api,
-            tenant=tenant,
-        )
 
     def _submit(
         self,

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, TypeVar
 from sentiric_inference.errors import InvalidRequestError, SentiricError
 from sentiric_inference.serving.access import OUTCOME_OK
 from sentiric_inference.serving.keys import ANONYMOUS, Caller
-from sentiric_inference.serving.service import refusal_outcome
 
 if TYPE_CHECKING:
     from sentiric_inference.serving.service import Serving
@@ -92,7 +91,7 @@ class Tokenizing:
             outcome = OUTCOME_OK
             return result
         except SentiricError as exc:
-            outcome = refusal_outcome(exc)
+            outcome = exc.outcome
             raise
         except BaseException:
             outcome = "cancelled"

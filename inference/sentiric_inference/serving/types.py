@@ -6,7 +6,7 @@ prompt building, parameter validation and metrics live once, in `serving`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 # What a generation streams back, re-exported: the wire layers read these through serving,
@@ -134,12 +134,19 @@ class ResponseFormat:
     type: Literal["text", "json_object", "json_schema"] = "text"
     json_schema: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        # The surfaces refuse a json_schema format without a schema object, naming their
+        # field (protocol/convert.py, read by HTTP and gRPC alike); here it is a bug.
+        if self.type == "json_schema" and not isinstance(self.json_schema, dict):
+            raise ValueError("a json_schema response format needs its schema object")
+
 
 @dataclass(frozen=True, slots=True)
 class RequestParams:
     """What the client asked for; None means "the profile's default". Validated and
     resolved into engine `SamplingParams` by the serving layer, which raises
-    InvalidRequestError(param=<the wire field name>) for out-of-range values."""
+    InvalidRequestError(param=<the field's name here>) for out-of-range values; each
+    surface respells that name as its clients wrote it (SentiricError.renamed)."""
 
     max_tokens: int | None = None
     temperature: float | None = None
@@ -155,6 +162,3 @@ class RequestParams:
     stop: tuple[str, ...] = ()
     # None: the client sent none, so the profile's prompt.responseFormat applies (if set).
     response_format: ResponseFormat | None = None
-    # Wire names of the fields, so errors name what the client actually sent
-    # (e.g. {"max_tokens": "max_new_tokens"} for gRPC).
-    field_names: dict[str, str] = field(default_factory=dict)

@@ -9,7 +9,7 @@ from google.protobuf.struct_pb2 import Struct
 from sentiric_inference.config import SamplingDefaults
 from sentiric_inference.errors import InvalidRequestError
 from sentiric_inference.grpc_api.gen import llama_pb2
-from sentiric_inference.grpc_api.protocol import to_chat_input, to_request_params
+from sentiric_inference.grpc_api.protocol import FIELD_NAMES, to_chat_input, to_request_params
 from sentiric_inference.serving.params import resolve_params
 from sentiric_inference.serving.types import ChatTurn, ResponseFormat
 
@@ -161,5 +161,7 @@ def test_serving_layer_errors_use_grpc_field_names(fields: dict[str, Any], wire:
     params = to_request_params(_request(**fields))
     with pytest.raises(InvalidRequestError) as info:
         resolve_params(params, SamplingDefaults(max_tokens=512))
-    assert info.value.param == wire
-    assert f"'{wire}'" in info.value.message
+    # The servicer's error boundary respells the serving layer's names (FIELD_NAMES).
+    error = info.value.renamed(FIELD_NAMES)
+    assert error.param == wire
+    assert f"'{wire}'" in error.message

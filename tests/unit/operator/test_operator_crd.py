@@ -8,6 +8,7 @@ of invalid specs to a real one. This file gives the same feedback in millisecond
 from __future__ import annotations
 
 import copy
+import re
 import types
 import typing
 from pathlib import Path
@@ -144,11 +145,57 @@ def _compare(model: type[BaseModel], schema: dict[str, Any], path: str) -> list[
         sub = _model_of(field.annotation)
         if sub is not None and key in crd_keys:
             out += _compare(sub, node["properties"][key], f"{path}.{key}")
+        if key in crd_keys and _bounds(field) != _crd_bounds(node["properties"][key]):
+            out.append(
+                f"{path}.{key}: bounds {_bounds(field)} in the spec model, "
+                f"{_crd_bounds(node['properties'][key])} in the CRD"
+            )
     return out
 
 
-def test_crd_and_spec_model_have_the_same_fields() -> None:
+def _bounds(field: Any) -> dict[str, float]:
+    """A field's numeric bounds (Field(ge=...), or a shared type from sampling_bounds.py)."""
+    found: dict[str, float] = {}
+    for bound in field.metadata:
+        for kind in ("ge", "gt", "le", "lt"):
+            if hasattr(bound, kind):
+                found[kind] = getattr(bound, kind)
+    return found
+
+
+# A range written as a CEL rule, for its clearer message (engine.parallel).
+_CEL_RANGE = re.compile(r"self (>=|>) (-?[\d.]+) && self (<=|<) (-?[\d.]+)")
+_CEL_KINDS = {">=": "ge", ">": "gt", "<=": "le", "<": "lt"}
+
+
+def _crd_bounds(node: dict[str, Any]) -> dict[str, float]:
+    """The same bounds in OpenAPI's spelling (minimum plus exclusiveMinimum, ...) or CEL's."""
+    found: dict[str, float] = {}
+    if "minimum" in node:
+        found["gt" if node.get("exclusiveMinimum") else "ge"] = node["minimum"]
+    if "maximum" in node:
+        found["lt" if node.get("exclusiveMaximum") else "le"] = node["maximum"]
+    for rule in node.get("x-kubernetes-validations", []):
+        match = _CEL_RANGE.fullmatch(rule["rule"])
+        if match:
+            found[_CEL_KINDS[match[1]]] = float(match[2])
+            found[_CEL_KINDS[match[3]]] = float(match[4])
+    return found
+
+
+def test_crd_and_spec_model_have_the_same_fields_and_bounds() -> None:
     assert _compare(ProfileSpec, SCHEMA["properties"]["spec"], "spec") == []
+
+
+def test_the_bounds_check_sees_a_drifted_crd() -> None:
+    # The comparison above would notice a CRD bound that no longer matches the model's.
+    drifted = copy.deepcopy(SCHEMA["properties"]["spec"])
+    drifted["properties"]["sampling"]["properties"]["temperature"]["maximum"] = 3
+    problems = _compare(ProfileSpec, drifted, "spec")
+    assert problems == [
+        "spec.sampling.temperature: bounds {'ge': 0.0, 'le': 2.0} in the spec model, "
+        "{'ge': 0, 'le': 3} in the CRD"
+    ]
 
 
 @pytest.mark.parametrize("path", PROFILES, ids=[p.name for p in PROFILES])

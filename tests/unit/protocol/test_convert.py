@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from sentiric_inference.errors import InvalidRequestError
-from sentiric_inference.protocol.convert import chat_request, completion_request
+from sentiric_inference.protocol.convert import chat_field_names, chat_request, completion_request
 from sentiric_inference.protocol.requests import ChatCompletionRequest, CompletionRequest
 from sentiric_inference.serving.types import ChatTurn
 
@@ -32,7 +32,7 @@ def test_messages_split_into_system_history_and_user_prompt() -> None:
         ],
         rag_context="facts",
     )
-    request, params = chat_request(body)
+    request, _ = chat_request(body)
     assert request.system_prompt == "rules\n\nmore rules"
     assert request.history == (
         ChatTurn("user", "one"),
@@ -41,7 +41,7 @@ def test_messages_split_into_system_history_and_user_prompt() -> None:
     )
     assert request.user_prompt == "three"
     assert request.rag_context == "facts"
-    assert params.field_names["user_prompt"] == "messages[5].content"
+    assert chat_field_names(body)["user_prompt"] == "messages[5].content"
 
 
 def test_sampling_fields_are_carried_over() -> None:
@@ -74,7 +74,7 @@ def test_sampling_fields_are_carried_over() -> None:
 def test_max_completion_tokens_is_the_newer_spelling() -> None:
     _, params = chat_request(chat(max_completion_tokens=11))
     assert params.max_tokens == 11
-    assert params.field_names["max_tokens"] == "max_completion_tokens"
+    assert chat_field_names(chat(max_completion_tokens=11))["max_tokens"] == "max_completion_tokens"
     with pytest.raises(InvalidRequestError) as info:
         chat_request(chat(max_tokens=3, max_completion_tokens=4))
     assert info.value.param == "max_completion_tokens"
@@ -148,7 +148,8 @@ def test_completion_prompt_forms() -> None:
     prompt, params = completion_request(
         CompletionRequest.model_validate({"model": "m", "prompt": ["once"], "max_tokens": 3})
     )
-    assert (prompt, params.max_tokens, params.field_names["prompt"]) == ("once", 3, "prompt")
+    # Completions spell the serving layer's names alike ('prompt'): nothing to respell.
+    assert (prompt, params.max_tokens) == ("once", 3)
     for bad in ([1, 2, 3], ["a", "b"], []):
         with pytest.raises(InvalidRequestError) as info:
             completion_request(CompletionRequest.model_validate({"model": "m", "prompt": bad}))

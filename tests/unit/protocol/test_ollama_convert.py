@@ -9,7 +9,12 @@ from pydantic import ValidationError
 from sentiric_inference.config import SamplingDefaults
 from sentiric_inference.errors import InvalidRequestError
 from sentiric_inference.protocol.ollama import ChatRequest, GenerateRequest
-from sentiric_inference.protocol.ollama_convert import chat_request, generate_request
+from sentiric_inference.protocol.ollama_convert import (
+    chat_field_names,
+    chat_request,
+    generate_field_names,
+    generate_request,
+)
 from sentiric_inference.serving.params import resolve_params
 from sentiric_inference.serving.types import ChatInput, ChatTurn, ResponseFormat
 
@@ -25,23 +30,22 @@ def generate(**fields: Any) -> GenerateRequest:
 
 
 def test_messages_split_into_system_history_and_user_prompt() -> None:
-    chat_input, params = chat_request(
-        chat(
-            messages=[
-                {"role": "system", "content": "rules"},
-                {"role": "system", "content": "more rules"},
-                {"role": "user", "content": "one"},
-                {"role": "assistant", "content": "two"},
-                {"role": "user", "content": "three"},
-            ]
-        )
+    body = chat(
+        messages=[
+            {"role": "system", "content": "rules"},
+            {"role": "system", "content": "more rules"},
+            {"role": "user", "content": "one"},
+            {"role": "assistant", "content": "two"},
+            {"role": "user", "content": "three"},
+        ]
     )
+    chat_input, _ = chat_request(body)
     assert chat_input == ChatInput(
         user_prompt="three",
         system_prompt="rules\n\nmore rules",
         history=(ChatTurn("user", "one"), ChatTurn("assistant", "two")),
     )
-    assert params.field_names["user_prompt"] == "messages[4].content"
+    assert chat_field_names(body)["user_prompt"] == "messages[4].content"
 
 
 def test_options_become_sampling_with_ollamas_names_for_refusals() -> None:
@@ -75,7 +79,8 @@ def test_options_become_sampling_with_ollamas_names_for_refusals() -> None:
     _, too_many = chat_request(chat(options={"num_predict": 65}))
     with pytest.raises(InvalidRequestError) as refused:
         resolve_params(too_many, SamplingDefaults(max_tokens=64))
-    assert refused.value.param == "options.num_predict"
+    # The route's error boundary respells the serving layer's names.
+    assert refused.value.renamed(chat_field_names(chat())).param == "options.num_predict"
 
 
 @pytest.mark.parametrize("until_done", [-1, -2])
@@ -100,9 +105,9 @@ def test_format_json_schema_or_none() -> None:
 def test_generate_uses_the_template_unless_raw() -> None:
     prompt, _ = generate_request(generate(system="be brief"))
     assert prompt == ChatInput(user_prompt="hi", system_prompt="be brief")
-    raw, params = generate_request(generate(raw=True))
+    raw, _ = generate_request(generate(raw=True))
     assert raw == "hi"
-    assert params.field_names["prompt"] == "prompt"
+    assert generate_field_names()["prompt"] == "prompt"
 
 
 @pytest.mark.parametrize(

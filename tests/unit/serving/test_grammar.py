@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from google.protobuf import struct_pb2
 from sentiric_inference.errors import InvalidRequestError
+from sentiric_inference.grpc_api.gen import llama_pb2
+from sentiric_inference.grpc_api.protocol import to_request_params
 from sentiric_inference.serving.grammar import grammar_for
 from sentiric_inference.serving.types import ResponseFormat
 
@@ -45,9 +48,19 @@ def test_invalid_schemas_are_refused_naming_the_field(schema: dict[str, object])
 
 
 def test_missing_schema_is_refused() -> None:
+    # Refused where both surfaces read response_format (protocol/convert.py), naming each
+    # surface's field: gRPC's below, HTTP's in tests/unit/protocol/test_convert.py; a
+    # ResponseFormat without its schema cannot even be made.
+    engine = struct_pb2.Struct()
+    engine.update({"response_format": {"type": "json_schema"}})
+    request = llama_pb2.GenerateStreamRequest(
+        user_prompt="Hi", params=llama_pb2.GenerationParams(engine_specific_params=engine)
+    )
     with pytest.raises(InvalidRequestError) as info:
-        grammar_for(ResponseFormat("json_schema"), "engine_specific_params.response_format")
+        to_request_params(request)
     assert info.value.param == "engine_specific_params.response_format.json_schema"
+    with pytest.raises(ValueError, match="schema"):
+        ResponseFormat("json_schema")
 
 
 def test_schema_strings_hold_no_raw_control_characters() -> None:

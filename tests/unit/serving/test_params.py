@@ -6,6 +6,7 @@ import math
 
 import pytest
 from sentiric_inference.config import SamplingDefaults
+from sentiric_inference.engine.sampling import llama_seed
 from sentiric_inference.errors import InvalidRequestError
 from sentiric_inference.serving.params import resolve_params
 from sentiric_inference.serving.types import RequestParams, ResponseFormat
@@ -58,19 +59,24 @@ def test_out_of_range_values_name_the_field(params: RequestParams, param: str) -
 
 
 def test_errors_use_the_wire_names_the_api_supplies() -> None:
+    # Each surface respells the canonical names at its error boundary (errors.py).
     grpc_names = {"max_tokens": "max_new_tokens", "repeat_penalty": "repetition_penalty"}
     with pytest.raises(InvalidRequestError) as info:
-        resolve_params(RequestParams(max_tokens=1000, field_names=grpc_names), DEFAULTS)
-    assert info.value.param == "max_new_tokens"
-    assert "128" in info.value.message  # the limit is stated
+        resolve_params(RequestParams(max_tokens=1000), DEFAULTS)
+    renamed = info.value.renamed(grpc_names)
+    assert renamed.param == "max_new_tokens"
+    assert "128" in renamed.message  # the limit is stated
     with pytest.raises(InvalidRequestError) as info:
-        resolve_params(RequestParams(repeat_penalty=-1, field_names=grpc_names), DEFAULTS)
-    assert info.value.param == "repetition_penalty"
+        resolve_params(RequestParams(repeat_penalty=-1), DEFAULTS)
+    assert info.value.renamed(grpc_names).param == "repetition_penalty"
 
 
 def test_seeds_are_folded_into_llama_cpp_range() -> None:
-    assert resolve_params(RequestParams(seed=-1), DEFAULTS).seed == 2**32 - 1
-    assert resolve_params(RequestParams(seed=2**40 + 5), DEFAULTS).seed == 5
+    # Folded once, where llama.cpp takes it; -1 is not llama.cpp's "random seed" value.
+    assert resolve_params(RequestParams(seed=-1), DEFAULTS).seed == -1
+    assert llama_seed(-1) == 2**32 - 2
+    assert llama_seed(2**32 - 1) == 2**32 - 2
+    assert llama_seed(resolve_params(RequestParams(seed=2**40 + 5), DEFAULTS).seed) == 5
 
 
 def test_json_object_format_becomes_a_grammar() -> None:
