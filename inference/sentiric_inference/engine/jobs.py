@@ -32,7 +32,9 @@ class Job:
     prompt_done: int = 0  # prompt tokens already in the KV cache
     cached_prompt: int = 0  # of which reused from the prefix cache
     generated: int = 0
-    pending: int = -1  # sampled token not yet fed back; -1 while the prompt is prefilling
+    # The phase: False while the prompt is prefilling, True once a token was sampled.
+    generating: bool = False
+    pending: int = 0  # while generating: the sampled token not yet fed back
     out_index: int = -1  # this step's logits row in the batch; -1 = nothing to sample
     in_batch: int = 0  # tokens this job put in the current batch
     draft: list[int] = field(default_factory=list)  # guessed tokens after `pending` this step

@@ -261,7 +261,7 @@ class Scheduler:
             if self._prefix_cache and awaits_shared_prefill(
                 job.prompt,
                 choice.reuse,
-                ((j.prompt, j.prompt_done) for j in self._running if j.pending < 0),
+                ((j.prompt, j.prompt_done) for j in self._running if not j.generating),
             ):
                 held.append(job)
                 continue
@@ -309,7 +309,7 @@ class Scheduler:
         for job in self._running:
             job.out_index = -1
             job.in_batch = 0
-            (generating if job.pending >= 0 else prefilling).append(job)
+            (generating if job.generating else prefilling).append(job)
         plan = plan_step(
             len(generating),
             [len(j.prompt) - j.prompt_done for j in prefilling],
@@ -401,7 +401,7 @@ class Scheduler:
             if not job.in_batch:
                 continue
             cached = self._slots[job.seq].cached
-            if job.pending >= 0:
+            if job.generating:
                 cached.append(job.pending)
             else:
                 end = job.prompt_done + job.in_batch
@@ -504,6 +504,7 @@ class Scheduler:
             if job.lookup is not None:
                 job.lookup.append(token)
             job.pending = token
+            job.generating = True
             return True
         return False
 
