@@ -76,6 +76,13 @@ async def test_streams_serve_a_full_batch_and_report_cells_without_sharing(
     # Idle caches stay, and nothing is shared between streams: the 40 tokens the four
     # prompts share count four times (each holds its prompt and the 7 answer tokens that were
     # fed back; the 8th ended the request before it was).
+    # The count is published at the end of the step that finished the last request, which
+    # may come just after its Finished event reached us: wait for it, boundedly.
+    expected = sum(len(p) + 7 for p in prompts)
+    for _ in range(500):
+        if engine.stats().kv_cells_used == expected:
+            break
+        await asyncio.sleep(0.02)
     stats = engine.stats()
     assert stats.kv_cells_total == 4 * 256
-    assert stats.kv_cells_used == sum(len(p) + 7 for p in prompts)
+    assert stats.kv_cells_used == expected
