@@ -69,3 +69,24 @@ def pod(
     **fields: Any,
 ) -> PodObservation:
     return PodObservation(name=name, init_containers=init, containers=main, **fields)
+
+
+class RecordingApi:
+    """Just enough of KubeApi for apply_children: records applies and deletes, and serves
+    the optional (group version, resource) pairs it is given (none: a cluster without the
+    ServiceMonitor and InferencePool CRDs)."""
+
+    def __init__(self, *served: tuple[str, str]) -> None:
+        self.served = set(served)
+        self.applied: list[dict[str, Any]] = []
+        self.deleted: list[tuple[str, str, str, str]] = []
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        self.applied.append(manifest)
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        self.deleted.append((api_version, kind, namespace, name))
+        return True
+
+    def serves(self, group_version: str, resource: str) -> bool:
+        return (group_version, resource) in self.served

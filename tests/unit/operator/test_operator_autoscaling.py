@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import pytest
-from operator_samples import profile, spec_dict
+from operator_samples import RecordingApi, profile, spec_dict
 from sentiric_operator import builders
 from sentiric_operator.builders.autoscaling import IN_FLIGHT_METRIC
 from sentiric_operator.errors import InvalidProfileError
@@ -75,30 +75,13 @@ def test_bad_autoscaling_names_the_field(autoscaling: dict[str, Any], says: str)
         parse_spec(spec_dict(autoscaling=autoscaling))
 
 
-class _Api:
-    def __init__(self) -> None:
-        self.applied: list[dict[str, Any]] = []
-        self.deleted: list[tuple[str, str, str, str]] = []
-
-    def apply(self, manifest: dict[str, Any]) -> None:
-        self.applied.append(manifest)
-
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        self.deleted.append((api_version, kind, namespace, name))
-        return False
-
-    def serves(self, group_version: str, resource: str) -> bool:
-        # A cluster without the optional CRDs (ServiceMonitor, InferencePool).
-        return False
-
-
 def test_apply_children_applies_the_autoscaler_or_deletes_it() -> None:
-    api = _Api()
+    api = RecordingApi()
     apply_children(
         cast(KubeApi, api), profile({"autoscaling": {"maxReplicas": 4}}), OperatorSettings(), {}
     )
     assert [m["kind"] for m in api.applied].count("HorizontalPodAutoscaler") == 1
-    api = _Api()
+    api = RecordingApi()
     apply_children(cast(KubeApi, api), profile(), OperatorSettings(), {})
     assert "HorizontalPodAutoscaler" not in [m["kind"] for m in api.applied]
     assert ("autoscaling/v2", "HorizontalPodAutoscaler", "ai", "chat") in api.deleted

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import pytest
-from operator_samples import profile, spec_dict
+from operator_samples import RecordingApi, profile, spec_dict
 from sentiric_operator import builders
 from sentiric_operator.builders.deployment import prestop_command
 from sentiric_operator.errors import InvalidProfileError
@@ -47,29 +47,12 @@ def test_a_budget_only_with_more_than_one_replica(replicas: int, wanted: bool) -
     assert builders.wants_disruption_budget(profile({"replicas": replicas})) is wanted
 
 
-class _Api:
-    def __init__(self) -> None:
-        self.applied: list[dict[str, Any]] = []
-        self.deleted: list[tuple[str, str, str, str]] = []
-
-    def apply(self, manifest: dict[str, Any]) -> None:
-        self.applied.append(manifest)
-
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        self.deleted.append((api_version, kind, namespace, name))
-        return True
-
-    def serves(self, group_version: str, resource: str) -> bool:
-        # A cluster without the optional CRDs (ServiceMonitor, InferencePool).
-        return False
-
-
 def test_apply_children_applies_the_budget_and_deletes_it_on_scale_down() -> None:
-    api = _Api()
+    api = RecordingApi()
     apply_children(cast(KubeApi, api), profile({"replicas": 2}), OperatorSettings(), {})
     assert [m["kind"] for m in api.applied].count("PodDisruptionBudget") == 1
     assert not [d for d in api.deleted if d[1] == "PodDisruptionBudget"]
-    api = _Api()
+    api = RecordingApi()
     apply_children(cast(KubeApi, api), profile({"replicas": 1}), OperatorSettings(), {})
     assert "PodDisruptionBudget" not in [m["kind"] for m in api.applied]
     assert ("policy/v1", "PodDisruptionBudget", "ai", "chat") in api.deleted

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import pytest
-from operator_samples import profile, spec_dict
+from operator_samples import RecordingApi, profile, spec_dict
 from sentiric_operator import builders
 from sentiric_operator.errors import InvalidProfileError
 from sentiric_operator.kubeapi import KubeApi
@@ -14,25 +14,6 @@ from sentiric_operator.settings import OperatorSettings
 from sentiric_operator.specs import parse_spec
 
 POOLS = ("inference.networking.k8s.io/v1", "inferencepools")
-
-
-class _Api:
-    """Records applies and deletes; serves the group versions it is given."""
-
-    def __init__(self, *served: tuple[str, str]) -> None:
-        self.served = set(served)
-        self.applied: list[dict[str, Any]] = []
-        self.deleted: list[tuple[str, str, str, str]] = []
-
-    def apply(self, manifest: dict[str, Any]) -> None:
-        self.applied.append(manifest)
-
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        self.deleted.append((api_version, kind, namespace, name))
-        return True
-
-    def serves(self, group_version: str, resource: str) -> bool:
-        return (group_version, resource) in self.served
 
 
 def test_the_pool_selects_the_profiles_pods_on_the_http_port() -> None:
@@ -85,17 +66,17 @@ def test_bad_pool_settings_name_the_field(section: dict[str, Any], says: str) ->
 
 
 def test_no_pool_and_no_call_for_it_where_the_crd_is_missing() -> None:
-    api = _Api()
+    api = RecordingApi()
     apply_children(cast(KubeApi, api), profile(), OperatorSettings(), {})
     assert "InferencePool" not in [m["kind"] for m in api.applied]
     assert not [d for d in api.deleted if d[1] == "InferencePool"]
 
 
 def test_the_pool_is_applied_where_the_crd_is_and_deleted_when_switched_off() -> None:
-    api = _Api(POOLS)
+    api = RecordingApi(POOLS)
     apply_children(cast(KubeApi, api), profile(), OperatorSettings(), {})
     assert [m["kind"] for m in api.applied].count("InferencePool") == 1
-    api = _Api(POOLS)
+    api = RecordingApi(POOLS)
     apply_children(
         cast(KubeApi, api), profile({"inferencePool": {"enabled": False}}), OperatorSettings(), {}
     )

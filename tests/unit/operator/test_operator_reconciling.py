@@ -6,7 +6,7 @@ import importlib
 from typing import Any, cast
 
 import pytest
-from operator_samples import spec_dict
+from operator_samples import RecordingApi, spec_dict
 from sentiric_operator.errors import ApiCallError
 from sentiric_operator.kubeapi import KubeApi
 from sentiric_operator.metrics import OperatorMetrics
@@ -90,30 +90,11 @@ def test_applied_from_reads_monitoring_and_apply_failure_back() -> None:
     assert ready.error is None
 
 
-class _RecordingApi:
-    """Just enough of KubeApi for apply_children: records what would be applied."""
-
-    def __init__(self) -> None:
-        self.applied: list[dict[str, Any]] = []
-        self.deleted: list[tuple[str, str, str, str]] = []
-
-    def apply(self, manifest: dict[str, Any]) -> None:
-        self.applied.append(manifest)
-
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        self.deleted.append((api_version, kind, namespace, name))
-        return False
-
-    def serves(self, group_version: str, resource: str) -> bool:
-        # A cluster without the optional CRDs (ServiceMonitor, InferencePool).
-        return False
-
-
 @pytest.mark.parametrize(("gpu", "expected"), [(0, "cpu:9"), (1, "cuda:9")])
 def test_apply_children_takes_both_default_images_from_the_settings(
     gpu: int, expected: str
 ) -> None:
-    api = _RecordingApi()
+    api = RecordingApi()
     settings = OperatorSettings(inference_image="cpu:9", inference_image_cuda="cuda:9")
     profile = parse_profile({**_body(), "spec": spec_dict(resources={"gpu": gpu})})
     apply_children(cast(KubeApi, api), profile, settings, {})
@@ -152,7 +133,7 @@ def _model_status(file: str) -> dict[str, Any]:
 def test_apply_children_sizes_the_memory_request_from_the_status_shape(
     file: str, requested: bool
 ) -> None:
-    api = _RecordingApi()
+    api = RecordingApi()
     profile = parse_profile(_body())
     apply_children(cast(KubeApi, api), profile, OperatorSettings(), _model_status(file))
     (deployment,) = [m for m in api.applied if m["kind"] == "Deployment"]
@@ -163,7 +144,7 @@ def test_apply_children_sizes_the_memory_request_from_the_status_shape(
         assert memory == memory_request(profile.spec, known_shape(profile, _model_status(file)))
 
 
-class _RefusingApi(_RecordingApi):
+class _RefusingApi(RecordingApi):
     """The API server refusing every apply with `status`."""
 
     def __init__(self, status: int) -> None:
@@ -186,7 +167,7 @@ def _count(metrics: OperatorMetrics, trigger: str, outcome: str) -> float | None
 def test_apply_once_classifies_and_counts_every_apply_the_same_way(
     status: int | None, outcome: str
 ) -> None:
-    api = _RecordingApi() if status is None else _RefusingApi(status)
+    api = RecordingApi() if status is None else _RefusingApi(status)
     ctx = Context(OperatorSettings(), cast(KubeApi, api), OperatorMetrics())
     previous = {"conditions": [_cond("Monitoring", "True", "ServiceMonitorApplied")]}
     attempt = apply_once(ctx, "resync", parse_profile(_body()), previous)
@@ -215,7 +196,7 @@ def test_engine_yaml_is_rendered_once_for_the_configmap_and_the_pods_checksum(
         return real(config)
 
     monkeypatch.setattr(configmap_module, "dump_config", counting)
-    api = _RecordingApi()
+    api = RecordingApi()
     apply_children(cast(KubeApi, api), parse_profile(_body()), OperatorSettings(), {})
     assert len(renders) == 1
     by_kind = {m["kind"]: m for m in api.applied}
