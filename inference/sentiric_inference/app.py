@@ -206,6 +206,9 @@ async def serve(
                 await load_task
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
+        # Everything is closed; what is left is the interpreter's exit. A repeated SIGTERM
+        # (a supervisor or kubelet retrying) must not turn a clean exit 0 into death by signal.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         log.info("stopped")
     return exit_code
 
