@@ -127,6 +127,9 @@ def http_outcome(response: httpx.Response, field: str | None) -> tuple[str, str]
         return SERVED, ""
     try:
         error = response.json()["error"]
+        if isinstance(error, str):
+            # Ollama's shape on /api/*: {"error": "<message>"}, the field named in the text.
+            return _ollama_outcome(status, error, field)
         message, param = error["message"], error.get("param")
     except (ValueError, KeyError, TypeError):
         return "unclear", f"{status} body is not OpenAI's error shape: {response.text[:200]}"
@@ -137,6 +140,14 @@ def http_outcome(response: httpx.Response, field: str | None) -> tuple[str, str]
         field = None if param else field
     if status in (400, 422) and field is not None and not (param or "").startswith(field):
         return "unclear", f"{status} param {param!r} does not name {field!r}: {message[:200]}"
+    return REFUSED, ""
+
+
+def _ollama_outcome(status: int, message: str, field: str | None) -> tuple[str, str]:
+    if not message or len(message) > 2000:
+        return "unclear", f"{status} message empty or unbounded ({len(message)} chars)"
+    if status in (400, 422) and field is not None and field not in message:
+        return "unclear", f"{status} message does not name {field!r}: {message[:200]}"
     return REFUSED, ""
 
 

@@ -162,6 +162,7 @@ def chat_field_names(body: ChatCompletionRequest) -> dict[str, str]:
         ),
         "user_prompt": f"messages[{len(body.messages) - 1}].content",
         "prompt": "messages",
+        "system_prompt": "messages",
     }
 
 

@@ -56,12 +56,17 @@ def response_format(value: Format | None) -> ResponseFormat | None:
 def chat_field_names(body: ChatRequest) -> dict[str, str]:
     """The serving layer's canonical parameters as this /api/chat request spells them."""
     last = len(body.messages) - 1
-    return {**_OPTION_NAMES, "user_prompt": f"messages[{last}].content", "prompt": "messages"}
+    return {
+        **_OPTION_NAMES,
+        "user_prompt": f"messages[{last}].content",
+        "prompt": "messages",
+        "system_prompt": "messages",
+    }
 
 
 def generate_field_names() -> dict[str, str]:
     """The serving layer's canonical parameters as /api/generate spells them."""
-    return {**_OPTION_NAMES, "user_prompt": "prompt", "prompt": "prompt"}
+    return {**_OPTION_NAMES, "user_prompt": "prompt", "prompt": "prompt", "system_prompt": "system"}
 
 
 def request_params(options: Options | None, fmt: Format | None) -> RequestParams:

@@ -325,9 +325,15 @@ class Serving:
                 raise InvalidRequestError("'user_prompt' must not be empty.", param="user_prompt")
             params = self._with_tools(chat, params)
             rag = len(chat.rag_context or "")
-            # A refusal names the part that is too long: retrieved documents, or the prompt.
-            too_long = "rag_context" if 2 * rag > chat_chars(chat) else "prompt"
-            self._check_prompt_chars(chat_chars(chat), too_long)
+            # A refusal names the part that is too long: retrieved documents, the system
+            # prompt, or the prompt as a whole.
+            total = chat_chars(chat)
+            too_long = "prompt"
+            if 2 * rag > total:
+                too_long = "rag_context"
+            elif 2 * len(chat.system_prompt or "") > total:
+                too_long = "system_prompt"
+            self._check_prompt_chars(total, too_long)
             return await self._prepare_and_submit(
                 lambda: self._chat_tokens(chat),
                 params,

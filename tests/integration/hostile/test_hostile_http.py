@@ -274,6 +274,65 @@ def corpus() -> Iterator[tuple[str, bytes, str, str]]:
             yield f"completion {field}={name}", _with(body, field, value), field, COMPLETIONS
 
 
+# Routes added after the chat corpus: each field x the same values, plus nested options.
+EMBEDDINGS = "/v1/embeddings"
+EMBEDDING_FIELDS = ["model", "input", "encoding_format", "dimensions", "user"]
+OLLAMA_BODIES: dict[str, dict[str, Any]] = {
+    "/api/chat": {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": False,
+        "options": {"num_predict": 2},
+    },
+    "/api/generate": {
+        "model": MODEL,
+        "prompt": "hi",
+        "stream": False,
+        "options": {"num_predict": 2},
+    },
+    "/api/embed": {"model": MODEL, "input": "hi"},
+    "/api/embeddings": {"model": MODEL, "prompt": "hi"},
+    "/api/show": {"model": MODEL},
+}
+OLLAMA_FIELDS = {
+    "/api/chat": ["model", "messages", "format", "options", "stream", "keep_alive", "tools"],
+    "/api/generate": [
+        "model",
+        "prompt",
+        "system",
+        "format",
+        "options",
+        "stream",
+        "raw",
+        "suffix",
+        "context",
+    ],
+    "/api/embed": ["model", "input", "truncate", "options", "keep_alive"],
+    "/api/embeddings": ["model", "prompt"],
+    "/api/show": ["model"],
+}
+OLLAMA_OPTIONS = ["temperature", "top_p", "top_k", "num_predict", "seed", "stop", "num_ctx"]
+
+
+def new_route_corpus() -> Iterator[tuple[str, bytes, str, str]]:
+    """(case, body bytes, field a refusal must name, path) for embeddings and the Ollama API."""
+    for field in EMBEDDING_FIELDS:
+        body = {"model": MODEL, "input": "hi"}
+        for name, value in SCALARS:
+            yield f"embeddings {field}={name}", _with(body, field, value), field, EMBEDDINGS
+        yield f"embeddings {field}=deep", _deep(body, field), "", EMBEDDINGS
+    for path, fields in OLLAMA_FIELDS.items():
+        base = OLLAMA_BODIES[path]
+        for field in fields:
+            for name, value in SCALARS:
+                yield f"{path} {field}={name}", _with(base, field, value), field, path
+            yield f"{path} {field}=deep", _deep(base, field), "", path
+    for option in OLLAMA_OPTIONS:
+        for name, value in SCALARS:
+            body = {**OLLAMA_BODIES["/api/chat"], "options": {"num_predict": 2, option: value}}
+            yield f"/api/chat options.{option}={name}", _dumps(body), option, "/api/chat"
+
+
 def _with(body: dict[str, Any], field: str, value: Any) -> bytes:
     return _dumps({**body, field: value})
 
@@ -295,4 +354,13 @@ CORPUS = list(corpus())
 def test_generated_corpus(probe: Prober) -> None:
     assert len(CORPUS) > 500
     for case, body, field, path in CORPUS:
+        probe.http_case(case, body, field=field or None, path=path)
+
+
+NEW_ROUTE_CORPUS = list(new_route_corpus())
+
+
+def test_generated_corpus_of_embeddings_and_the_ollama_api(probe: Prober) -> None:
+    assert len(NEW_ROUTE_CORPUS) > 500
+    for case, body, field, path in NEW_ROUTE_CORPUS:
         probe.http_case(case, body, field=field or None, path=path)
