@@ -40,18 +40,11 @@ sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
 from _load import read_counter  # noqa: E402
 from _prompts import system_prompt  # noqa: E402
+from conversations import question  # noqa: E402
 
 from tests.support.server import ServerHandle, running_server  # noqa: E402
 
 REPLICAS = 3
-QUESTIONS = (
-    "My parcel with order {n} has not arrived. Where is it and when will it come?",
-    "Can I change the delivery address of order {n} to my office on Harbour Street?",
-    "The drill from order {n} makes a loud noise. Is that covered by the warranty?",
-    "How do I return the saw from order {n} if I no longer have the original box?",
-    "Please tell me again the last thing you said about order {n}, more slowly.",
-    "Thank you. Is there anything else I need to know about order {n} before I hang up?",
-)
 
 
 async def conversation(
@@ -66,9 +59,9 @@ async def conversation(
     ttfts: list[tuple[int, float]] = []
     session = f"call-{index}-{time.time_ns()}" if affinity else None
     for turn in range(args.turns):
-        question = QUESTIONS[turn % len(QUESTIONS)].format(n=f"{4100 + index}-{turn}")
+        asked = question(index, turn)
         done = await client.generate(
-            question,
+            asked,
             system_prompt=system,
             history=history,
             options=GenerationOptions(max_new_tokens=args.tokens, temperature=0.0),
@@ -77,7 +70,7 @@ async def conversation(
         )
         if done.time_to_first_token is not None:
             ttfts.append((turn, done.time_to_first_token))
-        history += [Turn("user", question), Turn("assistant", done.text)]
+        history += [Turn("user", asked), Turn("assistant", done.text)]
     return ttfts
 
 

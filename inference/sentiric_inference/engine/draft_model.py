@@ -37,11 +37,13 @@ _VOCAB_PROBES = 512
 
 @dataclass(frozen=True, slots=True)
 class DraftWant:
-    """One generating sequence: its slot, every token it holds plus the pending one, and how
-    many guesses it may take this step."""
+    """One generating sequence: its slot, the tokens it holds in the target's KV cache (the
+    slot's own list, not a copy: read only), the sampled token not yet fed back, and how many
+    guesses it may take this step."""
 
     seq: int
-    history: Sequence[int]
+    cached: Sequence[int]
+    pending: int
     limit: int
 
 
@@ -137,9 +139,9 @@ class ModelDrafter:
         fed: dict[int, list[int]] = {}
         rows: dict[int, int] = {}
         for i, want in enumerate(wants):
-            if want.limit <= 0 or not want.history:
+            if want.limit <= 0:
                 continue
-            missing = self._missing(want.seq, want.history)
+            missing = self._missing(want.seq, want.cached, want.pending)
             room = batch.capacity - batch.n
             if room <= 0:
                 break
@@ -158,18 +160,22 @@ class ModelDrafter:
             return None
         return rows
 
-    def _missing(self, seq: int, history: Sequence[int]) -> list[int]:
-        """Trim the draft's tail that differs from `history`; the tokens still to evaluate,
-        always at least the last one (its logits give the first guess)."""
+    def _missing(self, seq: int, target: Sequence[int], pending: int) -> list[int]:
+        """Trim the draft's tail that differs from the target's `target` + [`pending`]; the
+        tokens still to evaluate, always at least `pending` (its logits give the first guess).
+
+        Usually the draft holds a prefix of what the target holds (one slice compare, in C);
+        after guesses were rejected, or a new request took the slot, the common part is
+        searched for.
+        """
         cached = self._cached[seq]
         n = len(cached)
-        keep = n if n < len(history) and cached == list(history[:n]) else 0
-        if keep == 0 and n:
-            keep = min(common_prefix_len(cached, history), len(history) - 1)
+        in_step = n <= len(target) and cached == target[:n]
+        keep = n if in_step else common_prefix_len(cached, target)
         if keep < n:
             self._ctx.seq_rm(seq, keep, -1)
             del cached[keep:]
-        return list(history[keep:])
+        return [*target[keep:], pending]
 
     def _decode(self, fed: dict[int, list[int]]) -> bool:
         rc = self._ctx.decode(self._batch)

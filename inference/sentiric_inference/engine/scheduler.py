@@ -356,7 +356,7 @@ class Scheduler:
             spare -= limit
         if self._drafter is not None:
             wants = [
-                DraftWant(job.seq, [*self._slots[job.seq].cached, job.pending], limit)
+                DraftWant(job.seq, self._slots[job.seq].cached, job.pending, limit)
                 for job, limit in zip(jobs, limits, strict=True)
             ]
             guesses = self._drafter.draft(wants) if any(limits) else [[] for _ in jobs]
