@@ -8,16 +8,24 @@ balanced gRPC client (`ipv4:a,b,c`, client/pool.py) two ways, in one run:
   round robin   no session: gRPC's round_robin picks the replica of every call;
   affinity      session=<conversation id>: rendezvous hashing pins each conversation.
 
-Each way runs --conversations conversations of --turns turns, --at-once at a time; every
-conversation opens with its own ~--system-tokens-token system prompt (a call's customer
-record and retrieved documents; `--shared-system` gives all one prompt, as a bare profile
-prompt would) and carries its whole history. Fresh prompts per way, so nothing carries over.
+Each way runs --conversations conversations of --turns turns, --at-once at a time, on three
+replicas started for it (so nothing cached carries over from the other way); every
+conversation opens with a ~--system-tokens-token system prompt and carries its whole history.
+Where that prompt comes from:
+
+  (default)          each conversation sends its own (a call's customer record and documents);
+  --shared-system    every conversation sends the same one;
+  --profile-system   the replicas' profile holds it (prompt.system) and the conversations send
+                     none, as a phone assistant's profile would: each replica evaluates it once
+                     at start, before /ready (ServingService.warm_up), so first turns reuse it.
+
 Printed per way: TTFT p50/p95 of every turn and of turns after the first, the share of prompt
 tokens served from the replicas' caches (sentiric_llm_prefix_cache_tokens_total over
 sentiric_llm_prompt_tokens_total, summed over the three /metrics), and the ratios.
 
     .venv/bin/python bench/affinity.py [--conversations 12] [--turns 6] [--at-once 4]
-                                       [--system-tokens 1000] [--shared-system] [--model PATH]
+                                       [--system-tokens 1000] [--shared-system | --profile-system]
+                                       [--model PATH]
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ REPLICAS = 3
 
 async def conversation(
     client: AsyncLlamaClient,
-    system: str,
+    system: str | None,
     index: int,
     args: argparse.Namespace,
     affinity: bool,
@@ -62,7 +70,7 @@ async def conversation(
         asked = question(index, turn)
         done = await client.generate(
             asked,
-            system_prompt=system,
+            system_prompt=system or "",
             history=history,
             options=GenerationOptions(max_new_tokens=args.tokens, temperature=0.0),
             timeout=args.request_timeout,
@@ -81,18 +89,25 @@ def cache_counts(servers: list[ServerHandle]) -> tuple[float, float]:
     return prompt, cached
 
 
-async def run_way(
-    servers: list[ServerHandle], model_path: Path, args: argparse.Namespace, affinity: bool
-) -> dict[str, float]:
-    target = "ipv4:" + ",".join(s.grpc_target for s in servers)
-    tag = f"{'affinity' if affinity else 'rr'}-{time.time_ns()}"
+def conversation_systems(
+    model_path: Path, args: argparse.Namespace, tag: str
+) -> tuple[str | None, list[str | None]]:
+    """(the profile's system prompt, what each conversation sends) for one way."""
     shared, _ = system_prompt(model_path, tag, args.system_tokens)
-    systems = [
-        shared
-        if args.shared_system
-        else system_prompt(model_path, f"{tag}-{i}", args.system_tokens)[0]
+    if args.profile_system:
+        return shared, [None] * args.conversations
+    if args.shared_system:
+        return None, [shared] * args.conversations
+    return None, [
+        system_prompt(model_path, f"{tag}-{i}", args.system_tokens)[0]
         for i in range(args.conversations)
     ]
+
+
+async def run_way(
+    servers: list[ServerHandle], systems: list[str | None], args: argparse.Namespace, affinity: bool
+) -> dict[str, float]:
+    target = "ipv4:" + ",".join(s.grpc_target for s in servers)
     before = cache_counts(servers)
     gate = asyncio.Semaphore(args.at_once)
 
@@ -118,6 +133,12 @@ async def run_way(
     }
 
 
+def where_from(args: argparse.Namespace) -> str:
+    if args.profile_system:
+        return "the profile's, evaluated at start"
+    return "shared, sent by every call" if args.shared_system else "one per conversation"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="default: embedded SmolLM2")
@@ -125,7 +146,9 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--at-once", type=int, default=4)
     parser.add_argument("--system-tokens", type=int, default=1000)
-    parser.add_argument("--shared-system", action="store_true")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--shared-system", action="store_true")
+    where.add_argument("--profile-system", action="store_true")
     parser.add_argument("--tokens", type=int, default=32, help="max tokens per reply")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads per replica")
     parser.add_argument("--request-timeout", type=float, default=300.0)
@@ -140,35 +163,39 @@ def main() -> None:
         f"{model_path.name}: {REPLICAS} replicas x {args.threads} thread(s), "
         f"{args.conversations} conversations x {args.turns} turns, {args.at_once} at a time, "
         f"~{args.system_tokens}-token system prompt "
-        f"({'shared' if args.shared_system else 'one per conversation'}), "
+        f"({where_from(args)}), "
         f"{args.tokens} tokens a reply, temperature 0"
     )
-    with contextlib.ExitStack() as stack:
-        servers = [
-            stack.enter_context(
-                running_server(
-                    model_path,
-                    parallel=args.at_once,
-                    context_size=context,
-                    extra_config={
-                        "engine": {"threads": args.threads},
-                        "server": {"logLevel": "WARNING"},
-                    },
+    ways: dict[str, dict[str, float]] = {}
+    for name, affinity in (("round robin", False), ("affinity", True)):
+        profile, systems = conversation_systems(
+            model_path, args, f"{'affinity' if affinity else 'rr'}-{time.time_ns()}"
+        )
+        with contextlib.ExitStack() as stack:
+            servers = [
+                stack.enter_context(
+                    running_server(
+                        model_path,
+                        parallel=args.at_once,
+                        context_size=context,
+                        extra_config={
+                            "engine": {"threads": args.threads},
+                            "server": {"logLevel": "WARNING"},
+                            **({"prompt": {"system": profile}} if profile else {}),
+                        },
+                    )
                 )
-            )
-            for _ in range(REPLICAS)
-        ]
-        ways: dict[str, dict[str, float]] = {}
-        for name, affinity in (("round robin", False), ("affinity", True)):
-            ways[name] = asyncio.run(run_way(servers, model_path, args, affinity))
-            row = ways[name]
-            print(
-                f"{name:12} TTFT p50 {row['ttft_p50'] * 1000:6.0f} ms  p95 "
-                f"{row['ttft_p95'] * 1000:6.0f} ms | turns 2+: p50 {row['later_p50'] * 1000:6.0f} "
-                f"ms  p95 {row['later_p95'] * 1000:6.0f} ms | prompt tokens from cache "
-                f"{row['cached_share']:.0%} ({row['turns']:.0f} turns)",
-                flush=True,
-            )
+                for _ in range(REPLICAS)
+            ]
+            ways[name] = asyncio.run(run_way(servers, systems, args, affinity))
+        row = ways[name]
+        print(
+            f"{name:12} TTFT p50 {row['ttft_p50'] * 1000:6.0f} ms  p95 "
+            f"{row['ttft_p95'] * 1000:6.0f} ms | turns 2+: p50 {row['later_p50'] * 1000:6.0f} "
+            f"ms  p95 {row['later_p95'] * 1000:6.0f} ms | prompt tokens from cache "
+            f"{row['cached_share']:.0%} ({row['turns']:.0f} turns)",
+            flush=True,
+        )
     rr, aff = ways["round robin"], ways["affinity"]
     print(
         f"affinity / round robin: TTFT p50 {aff['ttft_p50'] / rr['ttft_p50']:.2f}, "
