@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,8 +34,6 @@ if str(REPO) not in sys.path:
 from tests.support.server import free_port, stop_process  # noqa: E402
 
 READY_TIMEOUT_S = 120.0
-# The llama-cpp-python release whose vendored llama.cpp hack/llama-server.sh builds.
-LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 
 Messages = Sequence[Mapping[str, str]]
 
@@ -455,11 +452,16 @@ def llama_cpp_server(
 
 
 def default_llama_server() -> Path | None:
-    """The llama-server that hack/llama-server.sh builds, if it has been built."""
-    machine = platform.machine()
-    cache = Path(os.environ.get("SENTIRIC_CACHE", Path.home() / ".cache" / "sentiric-llm"))
-    binary = cache / f"llama-server-{LLAMA_CPP_PYTHON_VERSION}-{machine}" / "llama-server"
-    return binary if binary.is_file() and os.access(binary, os.X_OK) else None
+    """The llama-server that hack/llama-server.sh builds for this machine, if it has been built."""
+    # The script owns the cache key (version, build flags, this CPU's flags): ask it.
+    script = Path(__file__).resolve().parent.parent / "hack" / "llama-server.sh"
+    found = subprocess.run(
+        ["bash", str(script), "--path"], capture_output=True, text=True, check=False, timeout=30
+    )
+    binary = Path(found.stdout.strip()) if found.returncode == 0 else None
+    return (
+        binary if binary is not None and binary.is_file() and os.access(binary, os.X_OK) else None
+    )
 
 
 @contextlib.contextmanager

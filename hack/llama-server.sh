@@ -2,6 +2,7 @@
 # Builds llama.cpp's own C++ server (`llama-server`) once, from the llama.cpp that the pinned
 # llama-cpp-python sdist vendors, into a cache outside the repo, and prints its path.
 # Only bench/bench_server.py uses it (as a reference system); tests and CI never need it.
+# `--path` prints where the binary for this machine is cached and builds nothing.
 set -euo pipefail
 LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 # A native build for the machine it runs on (bench only, never shipped) but without the AMX
@@ -23,6 +24,10 @@ key=$(printf '%s\n%s\n%s\n' "$LLAMA_CPP_PYTHON_VERSION" "${cmake_flags[*]}" "$cp
 cache="${SENTIRIC_CACHE:-$HOME/.cache/sentiric-llm}/llama-server-${LLAMA_CPP_PYTHON_VERSION}-$(uname -m)-$key"
 python="${PYTHON:-python3}"
 binary="$cache/llama-server"
+if [ "${1:-}" = "--path" ]; then
+  echo "$binary"
+  exit 0
+fi
 if [ ! -x "$binary" ]; then
   echo "building llama-server from llama-cpp-python ${LLAMA_CPP_PYTHON_VERSION}'s llama.cpp (once; cached in $cache)" >&2
   tmp=$(mktemp -d)
