@@ -39,23 +39,34 @@ class SlotChoice:
 
 
 def choose_slot(prompt: Sequence[int], slots: Sequence[SlotView], *, reuse: bool) -> SlotChoice:
-    """Pick the free slot for `prompt` that evaluates the fewest tokens.
+    """Pick the free slot for `prompt` that evaluates the fewest tokens and destroys the least.
 
     At least the last prompt token is always left to evaluate, because its logits are what the
-    first generated token is sampled from. Among free slots with equally good own caches, the
-    least recently used one is overwritten, so a popular cached prefix survives longest.
-    Raises ValueError when no slot is free (the caller admits only when one is).
+    first generated token is sampled from. A free slot is reused in place when its whole cache
+    leads up to the prompt (a conversation's next turn, a repeated prompt). When the best match
+    shares only part of another cache (the chat template's opening, a profile's system prompt),
+    the prefix is copied into an empty slot instead, so that other cache (an idle caller's
+    history) is still there when its own next turn comes; with no empty slot left, the least
+    recently used cache among the best matches is cut, so a popular cached prefix survives
+    longest. Raises ValueError when no slot is free (the caller admits only when one is).
     """
     free = [s for s in slots if s.free]
     if not free:
         raise ValueError("no free sequence slot")
     limit = max(len(prompt) - 1, 0)
+    empty = [s for s in free if not s.cached]
     if not reuse or limit == 0:
         victim = min(free, key=lambda s: (len(s.cached) > 0, s.last_used))
         return SlotChoice(victim.seq, victim.seq, 0)
 
     def score(slot: SlotView) -> int:
         return min(common_prefix_len(slot.cached, prompt), limit)
+
+    def loses_nothing(slot: SlotView) -> bool:
+        # Cutting it back to the shared part drops nothing another request could reuse: its
+        # cache is the start of the prompt, or the prompt is the start of its cache (the same
+        # prompt again, followed by its previous answer).
+        return common_prefix_len(slot.cached, prompt) == min(len(slot.cached), len(prompt))
 
     best_free = max(free, key=lambda s: (score(s), -s.last_used))
     best_free_len = score(best_free)
@@ -65,13 +76,13 @@ def choose_slot(prompt: Sequence[int], slots: Sequence[SlotView], *, reuse: bool
         # Nothing to reuse: take an empty slot, else overwrite the least recently used cache.
         victim = min(free, key=lambda s: (len(s.cached) > 0, s.last_used))
         return SlotChoice(victim.seq, victim.seq, 0)
-    if best_any_len > best_free_len:
-        # A busy (or another idle) slot shares more: copy its prefix into the free slot whose
-        # own cache is worth least.
-        # best_any is not free here (else best_free would score as high).
-        victim = min(free, key=lambda s: (score(s) > 0, s.last_used))
-        return SlotChoice(victim.seq, best_any.seq, best_any_len)
-    return SlotChoice(best_free.seq, best_free.seq, best_free_len)
+    if best_free_len == best_any_len and (loses_nothing(best_free) or not empty):
+        return SlotChoice(best_free.seq, best_free.seq, best_free_len)
+    # Copy the prefix (from a busy slot, or an idle one whose cache should stay) into the free
+    # slot whose own cache is worth least: an empty one, else the least recently used.
+    # (best_any is never the victim: when it is free, an empty slot exists to copy into.)
+    victim = min(free, key=lambda s: (score(s) > 0, len(s.cached) > 0, s.last_used))
+    return SlotChoice(victim.seq, best_any.seq, best_any_len)
 
 
 # Waiting for another request's prefill pays off only when it saves at least this many

@@ -38,6 +38,26 @@ async def test_finished_sequence_prefix_is_reused_in_place(
     assert sample_value(metrics, "sentiric_llm_prefix_cache_tokens_total") == len(SYSTEM)
 
 
+async def test_a_newcomer_sharing_the_system_prompt_leaves_an_idle_callers_history(
+    make_engine: EngineFactory, tiny_model_path: Path
+) -> None:
+    # Caller A's first turn is idle in one slot when caller B opens with the same system
+    # prompt. B copies the prompt into an empty slot; A's next turn still finds its history.
+    metrics = Metrics()
+    engine = await make_engine(tiny_model_path, parallel=4, context_size=512, metrics=metrics)
+    a_first = (*SYSTEM, 5, 6, 7)
+    first = await collect(engine.submit(GenerationRequest(a_first, SHORT, "a1")))
+    assert first.finished is not None
+    b = await collect(engine.submit(GenerationRequest((*SYSTEM, 9, 10), SHORT, "b")))
+    assert b.finished is not None and b.finished.cached_prompt_tokens == len(SYSTEM)
+    before = _evaluated(metrics)
+    a_next = (*a_first, 11, 12)
+    second = await collect(engine.submit(GenerationRequest(a_next, SHORT, "a2")))
+    assert second.finished is not None
+    assert second.finished.cached_prompt_tokens == len(a_first)
+    assert _evaluated(metrics) - before == 2
+
+
 async def test_identical_prompt_still_evaluates_its_last_token(
     make_engine: EngineFactory, tiny_model_path: Path
 ) -> None:

@@ -26,8 +26,24 @@ def _slot(seq: int, cached: list[int], *, free: bool = True, used: int = 0) -> S
     return SlotView(seq, cached, free, used)
 
 
-def test_in_place_reuse_of_a_free_slot_with_the_longest_prefix() -> None:
+def test_in_place_reuse_of_a_free_slot_whose_cache_leads_up_to_the_prompt() -> None:
+    # A conversation's next turn: the slot's whole cache is the start of the new prompt.
+    slots = [_slot(0, [9, 9]), _slot(1, [1, 2, 3]), _slot(2, [])]
+    assert choose_slot([1, 2, 3, 4, 5], slots, reuse=True) == SlotChoice(1, 1, 3)
+    # The same prompt again: all of it but the last token is reused, whatever follows it.
+    slots = [_slot(0, [1, 2, 3, 4, 5, 6]), _slot(1, [])]
+    assert choose_slot([1, 2, 3, 4, 5], slots, reuse=True) == SlotChoice(0, 0, 4)
+
+
+def test_a_partly_shared_idle_cache_is_copied_from_not_cut_while_a_slot_is_empty() -> None:
+    # Slot 1 is an idle caller's history opening with the same 3 tokens (a system prompt):
+    # cutting it back would cost that caller its next turn's cache.
     slots = [_slot(0, [9, 9]), _slot(1, [1, 2, 3, 7]), _slot(2, [])]
+    assert choose_slot([1, 2, 3, 4, 5], slots, reuse=True) == SlotChoice(2, 1, 3)
+
+
+def test_with_no_empty_slot_the_least_recently_used_best_match_is_cut() -> None:
+    slots = [_slot(0, [1, 2, 3, 7], used=5), _slot(1, [1, 2, 3, 8], used=2), _slot(2, [9], used=1)]
     assert choose_slot([1, 2, 3, 4, 5], slots, reuse=True) == SlotChoice(1, 1, 3)
 
 
@@ -47,8 +63,11 @@ def test_prefix_of_a_busy_slot_is_copied_into_the_least_recently_used_free_slot(
 
 
 def test_free_slot_matching_as_well_as_a_busy_one_is_reused_in_place() -> None:
-    slots = [_slot(0, [1, 2, 3], free=False), _slot(1, [1, 2, 3, 9], used=1), _slot(2, [])]
+    slots = [_slot(0, [1, 2, 3], free=False), _slot(1, [1, 2, 3], used=1), _slot(2, [])]
     assert choose_slot([1, 2, 3, 4], slots, reuse=True) == SlotChoice(1, 1, 3)
+    # When reusing it in place would cut another cache, the busy slot's prefix is copied.
+    slots = [_slot(0, [1, 2, 3], free=False), _slot(1, [1, 2, 3, 9], used=1), _slot(2, [])]
+    assert choose_slot([1, 2, 3, 4], slots, reuse=True) == SlotChoice(2, 0, 3)
 
 
 def test_empty_free_slot_is_preferred_when_nothing_matches() -> None:
