@@ -104,6 +104,11 @@ class EngineSettings(_Model):
     # recently used go. Idle cells slow every decode step a little (docs/performance.md), but
     # a caller's next turn reuses its whole conversation, so the default keeps them all.
     idle_cache_limit: int = Field(default=0, ge=0, le=100_000_000)
+    # When a request reaches an idle engine, wait up to this long for requests the server is
+    # still preparing (rendering, tokenizing), so a wave of calls arriving together starts in
+    # one step instead of the first alone and the rest a step later. Nothing running is
+    # delayed by it. 0 = never wait.
+    arrival_wait_ms: int = Field(default=10, ge=0, le=1000)
     # Threads that sample a step's sequences (0 = as many as useful when the model runs on a
     # GPU, up to 8, and one on a CPU, whose cores llama.cpp's threads already use).
     sampling_threads: int = Field(default=0, ge=0, le=64)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -419,6 +420,20 @@ class Engine:
     @staticmethod
     def free_sampler(sampler: Chain) -> None:
         free_chain(sampler)
+
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Around preparing and submitting one request: a step about to start alone waits a
+        moment (engine.arrivalWaitMs) for it, so requests arriving together start together."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            yield
+            return
+        scheduler.arriving(+1)
+        try:
+            yield
+        finally:
+            scheduler.arriving(-1)
 
     def submit(self, request: GenerationRequest, *, sampler: Chain = None) -> GenerationStream:
         """Queue a request; call from a running event loop, which receives its events.

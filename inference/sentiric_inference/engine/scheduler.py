@@ -76,6 +76,7 @@ class Scheduler:
         self._max_queue = settings.max_queue
         self._prefix_cache = settings.prefix_cache
         self._idle_cache_limit = settings.idle_cache_limit
+        self._arrival_wait = settings.arrival_wait_ms / 1000
         self._draft_tokens = settings.draft_tokens
         # Guesses from a draft model when one is loaded, else from the prompt (lookup).
         self._drafter = drafter
@@ -93,6 +94,7 @@ class Scheduler:
         # Of those, per tenant (named tenants only), for the queue share (fairness.py).
         self._waiting_by_tenant: dict[str, int] = {}
         self._n_active = 0  # admitted, not yet finished
+        self._arriving = 0  # being prepared by the serving layer, not yet submitted
         self._closing = False
         self._drain = DrainRate()
         # Scheduler thread only.
@@ -130,6 +132,12 @@ class Scheduler:
                 self._waiting_by_tenant[tenant] = self._waiting_by_tenant.get(tenant, 0) + 1
             self._n_waiting += 1
             self._commands.append((False, job))
+            self._cond.notify()
+
+    def arriving(self, delta: int) -> None:
+        """Count a request the serving layer is preparing (+1), or has submitted or dropped (-1)."""
+        with self._cond:
+            self._arriving += delta
             self._cond.notify()
 
     def _check_share(self, tenant: str) -> None:
@@ -218,6 +226,7 @@ class Scheduler:
             return not self._closing
 
     def _step(self) -> None:
+        self._gather_arrivals()
         self._apply_commands()
         self._finish_cancelled()
         self._admit()
@@ -235,6 +244,24 @@ class Scheduler:
         if not self._running:
             self._outbox.flush()
         self._steps += 1
+
+    def _gather_arrivals(self) -> None:
+        """Before the first step after an idle spell, let requests still being prepared join it.
+
+        A wave of calls reaches the engine a few milliseconds apart (each is rendered and
+        tokenized first); without this the first call's prefill step starts alone and the
+        others wait for it to end before theirs, a whole step more to their first token.
+        Only an idle engine waits: no stream stalls and no prefill under way is delayed.
+        """
+        if self._arrival_wait <= 0 or self._running:
+            return
+        deadline = time.monotonic() + self._arrival_wait
+        with self._cond:
+            while self._arriving > 0 and not self._closing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(left)
 
     def _apply_commands(self) -> None:
         commands = self._commands

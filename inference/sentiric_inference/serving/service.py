@@ -463,10 +463,12 @@ class Serving:
             # The engine refuses a prompt its context cannot hold (PromptTooLongError).
             return request, self.engine.build_sampler(request)
 
-        request, sampler = await self._preparer.run(
-            prepare, discard=lambda prepared: self.engine.free_sampler(prepared[1])
-        )
-        return self._submit(request, sampler, started=started, ticket=ticket)
+        # Counted out only once submitted, so a step that waits for it finds it queued.
+        with self.engine.arriving():
+            request, sampler = await self._preparer.run(
+                prepare, discard=lambda prepared: self.engine.free_sampler(prepared[1])
+            )
+            return self._submit(request, sampler, started=started, ticket=ticket)
 
     def _check_ready(self) -> None:
         # The engine's state, not self.ready: requests during the warm-up are served.
