@@ -338,7 +338,7 @@ class Bench:
                         threads=self.threads,
                         batch_size=BATCH_SIZE,
                         alias=self.model_path.stem,
-                        unified=args.kv_layout == "unified",
+                        unified=(args.llama_server_kv_layout or args.kv_layout) == "unified",
                     )
                 )
             async with contextlib.AsyncExitStack() as stack:
@@ -456,6 +456,13 @@ def main() -> int:
         default="unified",
         help="ours' engine.kvLayout, and llama-server's matching --kv-unified or not",
     )
+    parser.add_argument(
+        "--llama-server-kv-layout",
+        choices=["unified", "streams"],
+        default=None,
+        help="llama-server's own layout instead of --kv-layout's (its default is streams: "
+        "each server at its default is --kv-layout unified --llama-server-kv-layout streams)",
+    )
     # llama_cpp.server answers one request at a time, so the last of N waits for all others.
     parser.add_argument("--request-timeout", type=float, default=300.0, help="seconds")
     parser.add_argument("--wave-timeout", type=float, default=600.0, help="seconds")
@@ -490,7 +497,12 @@ def main() -> int:
         "temperature": args.temperature,
         "workload": ("shared" if args.shared else "unique")
         + (" (repeated every wave)" if args.repeat else "")
-        + f", KV layout {args.kv_layout}",
+        + f", KV layout {args.kv_layout}"
+        + (
+            f" (llama-server: {args.llama_server_kv_layout})"
+            if args.llama_server_kv_layout not in (None, args.kv_layout)
+            else ""
+        ),
         "client": args.client,
         "rounds": args.rounds,
         "ceiling_reps": args.ceiling_reps,
