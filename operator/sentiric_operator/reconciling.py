@@ -37,7 +37,7 @@ from sentiric_operator.kubeapi import KubeApi
 from sentiric_operator.metrics import OperatorMetrics
 from sentiric_operator.observations import DeploymentObservation, PodObservation
 from sentiric_operator.settings import OperatorSettings
-from sentiric_operator.sizing import known_shape, memory_request
+from sentiric_operator.sizing import known_draft_shape, known_shape, memory_request
 from sentiric_operator.specs import Profile
 from sentiric_operator.statuses import MONITORING, READY, Monitoring, Observed, compute_status
 
@@ -155,8 +155,10 @@ def apply_children(
     images = builders.InferenceImages(
         cpu=settings.inference_image, cuda=settings.inference_image_cuda
     )
-    shape = known_shape(profile, previous)
-    for manifest in builders.children(profile, images=images, shape=shape, config=config):
+    shape, draft = known_shape(profile, previous), known_draft_shape(profile, previous)
+    for manifest in builders.children(
+        profile, images=images, shape=shape, draft=draft, config=config
+    ):
         api.apply(manifest)
     if profile.spec.autoscaling is not None:
         api.apply(builders.horizontal_autoscaler(profile))
@@ -266,8 +268,14 @@ def desired_status(
 
 def sizing_changed(profile: Profile, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     """Whether a status write changes the serve container's memory request (a new shape)."""
-    return memory_request(profile.spec, known_shape(profile, before)) != memory_request(
-        profile.spec, known_shape(profile, after)
+    return planned_request(profile, before) != planned_request(profile, after)
+
+
+def planned_request(profile: Profile, status: Mapping[str, Any]) -> str | None:
+    """The serve container's memory request from what `status` knows of the model's (and
+    the draft model's) shape."""
+    return memory_request(
+        profile.spec, known_shape(profile, status), draft=known_draft_shape(profile, status)
     )
 
 
@@ -291,6 +299,6 @@ def resize(ctx: Context, profile: Profile, status: Mapping[str, Any]) -> bool:
         "%s/%s: the download reported the model's shape; the Deployment now requests %s",
         profile.namespace,
         profile.name,
-        memory_request(profile.spec, known_shape(profile, status)),
+        planned_request(profile, status),
     )
     return True

@@ -130,8 +130,38 @@ def known_shape(profile: Profile, status: Mapping[str, Any]) -> ModelShape | Non
     model = status.get("model")
     if not isinstance(model, Mapping) or not same_model(profile, model):
         return None
-    shape = shape_from_report(model)
-    weights = _positive_int(model.get("sizeBytes"))
+    return _reported_shape(model)
+
+
+def draft_source(profile: Profile) -> dict[str, str] | None:
+    """{repo, file, revision} of the Hub draft model the pods use, if any.
+
+    A draft given as a `path` is a file the pod already has: the download does not fetch it,
+    so nothing reports its shape and the memory request cannot count it (docs/kubernetes.md).
+    """
+    draft = profile.spec.engine.draft_model  # the spec refuses one with draftTokens 0
+    hub = draft.hugging_face if draft is not None else None
+    if hub is None:
+        return None
+    return {"repo": hub.repo, "file": hub.file, "revision": hub.revision}
+
+
+def known_draft_shape(profile: Profile, status: Mapping[str, Any]) -> ModelShape | None:
+    """engine.draftModel's shape as a status recorded it (status.model.draft), if the spec
+    still names that file."""
+    want = draft_source(profile)
+    model = status.get("model")
+    draft = model.get("draft") if isinstance(model, Mapping) else None
+    if want is None or not isinstance(draft, Mapping):
+        return None
+    if any(draft.get(k) != want[k] for k in _IDENTITY):
+        return None
+    return _reported_shape(draft)
+
+
+def _reported_shape(report: Mapping[str, Any]) -> ModelShape | None:
+    shape = shape_from_report(report)
+    weights = _positive_int(report.get("sizeBytes"))
     if shape is None or weights is None:
         return None
     return ModelShape(
@@ -151,6 +181,8 @@ class PodPlan:
     compute_bytes: int
     # The embedding context (engine.embeddings), counted with the pod's memory.
     embedding_bytes: int
+    # engine.draftModel's weights and compute buffers (its KV cells are in kv_bytes).
+    draft_bytes: int
     weights_bytes: int
     automatic: tuple[str, ...]
     fits: bool
@@ -169,8 +201,9 @@ def _gpu_fraction(spec: ProfileSpec, shape: ModelShape) -> float:
     return 1.0 if layers < 0 or layers >= shape.n_layer else layers / shape.n_layer
 
 
-def plan_for(spec: ProfileSpec, shape: ModelShape) -> PodPlan:
-    """What `Engine.load` will choose with this spec and model (see the module docstring)."""
+def plan_for(spec: ProfileSpec, shape: ModelShape, *, draft: ModelShape | None = None) -> PodPlan:
+    """What `Engine.load` will choose with this spec and model (see the module docstring);
+    `draft` is engine.draftModel's shape, counted like the engine counts it."""
     engine = spec.engine
     gpu = spec.resources.gpu > 0
     batch = engine.batch_size or default_batch_size(gpu_offload=gpu)
@@ -191,15 +224,20 @@ def plan_for(spec: ProfileSpec, shape: ModelShape) -> PodPlan:
         batch_size=batch,
         gpu=gpu,
         min_context=spec.sampling.max_tokens + MIN_PROMPT_ROOM,
+        draft=draft,
     )
     on_gpu = _gpu_fraction(spec, shape)
-    layered = plan.weights_bytes + plan.kv_bytes
+    # The draft model's weights follow the same gpuLayers share; its KV cells are in kv_bytes.
+    draft_weights = draft.weights_bytes if draft is not None else 0
+    layered = plan.weights_bytes + plan.kv_bytes + draft_weights
     if gpu:
         # Weights and KV cells of offloaded layers are in GPU memory; the host keeps the
         # process, the CUDA runtime, the rest of the layers and the output buffers (counted
         # with the compute estimate, an upper bound for the host's share).
         memory = PROCESS_BYTES + GPU_HOST_BYTES + plan.compute_bytes + int(layered * (1 - on_gpu))
-        gpu_memory: int | None = int(layered * on_gpu) + plan.compute_bytes + plan.embedding_bytes
+        gpu_memory: int | None = (
+            int(layered * on_gpu) + plan.compute_bytes + plan.embedding_bytes + plan.draft_bytes
+        )
     else:
         # Weights are mmapped: page cache that must stay resident for decoding speed.
         memory = plan.total_bytes
@@ -212,6 +250,7 @@ def plan_for(spec: ProfileSpec, shape: ModelShape) -> PodPlan:
         kv_bytes=plan.kv_bytes,
         compute_bytes=plan.compute_bytes,
         embedding_bytes=plan.embedding_bytes,
+        draft_bytes=plan.draft_bytes + (draft_weights if gpu else 0),
         weights_bytes=plan.weights_bytes,
         automatic=plan.automatic,
         fits=plan.fits,
@@ -221,7 +260,9 @@ def plan_for(spec: ProfileSpec, shape: ModelShape) -> PodPlan:
     )
 
 
-def memory_request(spec: ProfileSpec, shape: ModelShape | None) -> str | None:
+def memory_request(
+    spec: ProfileSpec, shape: ModelShape | None, *, draft: ModelShape | None = None
+) -> str | None:
     """The serve container's memory request the operator sets, or None to set none.
 
     Only when the spec sets no `requests.memory` (a user's request is never overridden) and a
@@ -232,7 +273,7 @@ def memory_request(spec: ProfileSpec, shape: ModelShape | None) -> str | None:
     """
     if shape is None or "memory" in spec.resources.requests:
         return None
-    needed = plan_for(spec, shape).memory_bytes
+    needed = plan_for(spec, shape, draft=draft).memory_bytes
     limit = spec.resources.limits.get("memory")
     if limit is not None:
         with contextlib.suppress(ValueError):
@@ -246,14 +287,17 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
-def plan_status(spec: ProfileSpec, shape: ModelShape) -> dict[str, Any]:
+def plan_status(
+    spec: ProfileSpec, shape: ModelShape, *, draft: ModelShape | None = None
+) -> dict[str, Any]:
     """`status.plan`: the numbers, and one line saying what they mean."""
-    plan = plan_for(spec, shape)
+    plan = plan_for(spec, shape, draft=draft)
     chosen = ", ".join(plan.automatic) or "none (all set in the spec)"
     parts = [
         f"{plan.parallel} sequences x {plan.context_size} tokens (automatic: {chosen}), "
         f"{plan.batch_size}-token steps, KV cache {plan.kv_cache_type} {_gib(plan.kv_bytes)}, "
         f"weights {_gib(plan.weights_bytes)}, compute {_gib(plan.compute_bytes)}"
+        + (f", draft model {_gib(plan.draft_bytes)}" if plan.draft_bytes else "")
     ]
     if plan.gpu_memory_bytes is not None and plan.automatic:
         parts.append(
@@ -289,7 +333,7 @@ def plan_status(spec: ProfileSpec, shape: ModelShape) -> dict[str, Any]:
     }
     if plan.gpu_memory_bytes is not None:
         status["gpuMemoryBytes"] = plan.gpu_memory_bytes
-    request = memory_request(spec, shape)
+    request = memory_request(spec, shape, draft=draft)
     if request is not None:
         status["memoryRequest"] = request
     return status

@@ -22,7 +22,14 @@ from sentiric_operator.observations import (
     DeploymentObservation,
     PodObservation,
 )
-from sentiric_operator.sizing import known_shape, plan_status, same_model, shape_from_report
+from sentiric_operator.sizing import (
+    draft_source,
+    known_draft_shape,
+    known_shape,
+    plan_status,
+    same_model,
+    shape_from_report,
+)
 from sentiric_operator.specs import GPU_RESOURCE, Profile
 
 MODEL_READY = "ModelReady"
@@ -411,6 +418,9 @@ def _model_facts(
             facts["sizeBytes"] = chosen["sizeBytes"]
         if isinstance(chosen.get("sha256"), str):
             facts["sha256"] = chosen["sha256"].lower()
+    draft = _draft_facts(profile, current[0] if current else None, previous)
+    if draft is not None:
+        facts["draft"] = draft
     shape = shape_from_report(current[0]) if current else None
     if shape is not None:
         facts["shape"] = shape
@@ -426,9 +436,34 @@ def _model_facts(
     return facts
 
 
+def _draft_facts(
+    profile: Profile, report: Mapping[str, Any] | None, previous: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """status.model.draft: the Hub draft model's identity, size and shape as a download of
+    the current config reported them, else as the status kept them for the same file."""
+    want = draft_source(profile)
+    if want is None:
+        return None
+    before = previous.get("model")
+    kept = before.get("draft") if isinstance(before, Mapping) else None
+    for candidate in (report.get("draft") if report is not None else None, kept):
+        if not isinstance(candidate, Mapping) or any(
+            candidate.get(k) != v for k, v in want.items()
+        ):
+            continue
+        shape = shape_from_report(candidate)
+        size = candidate.get("sizeBytes")
+        if shape is not None and isinstance(size, int) and not isinstance(size, bool):
+            return {**want, "sizeBytes": size, "shape": shape}
+    return None
+
+
 def _plan(profile: Profile, model: Mapping[str, Any]) -> dict[str, Any] | None:
-    shape = known_shape(profile, {"model": model})
-    return None if shape is None else plan_status(profile.spec, shape)
+    status = {"model": model}
+    shape = known_shape(profile, status)
+    if shape is None:
+        return None
+    return plan_status(profile.spec, shape, draft=known_draft_shape(profile, status))
 
 
 def _conditions_with_times(

@@ -178,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
         "downloaded" if result.downloaded else "already present",
     )
     draft = _draft_source(args)
+    draft_facts: dict[str, Any] | None = None
     if draft is not None:
         source, pin = draft
         try:
@@ -186,8 +187,17 @@ def run(args: argparse.Namespace) -> int:
             logger.error("draft model download failed (exit %d): %s", exc.exit_code, exc.message)
             return exc.exit_code
         logger.info("draft model ready: %s (%d bytes)", extra.path, extra.size)
+        draft_facts = {
+            "repo": source.repo,
+            "file": source.file,
+            "revision": source.revision,
+            **termination_facts(extra.path, extra.size, extra.sha256),
+        }
     if args.termination_log.is_file():
         facts = termination_facts(result.path, result.size, result.sha256)
+        if draft_facts is not None:
+            # The operator sizes the pod's memory request with the draft model's too.
+            facts["draft"] = draft_facts
         _write_termination_log(args.termination_log, facts)
     print(result.path)
     return EXIT_OK
@@ -234,7 +244,8 @@ def model_shape_facts(path: Path) -> dict[str, int] | None:
 def termination_facts(path: Path, size: int, sha256: str) -> dict[str, Any]:
     """{"sizeBytes", "sha256", "shape"?}: what the operator copies into status.model.
 
-    A few hundred bytes, far below the kubelet's 4096-byte cap on termination messages.
+    A few hundred bytes (twice that with a draft model's), far below the kubelet's 4096-byte
+    cap on termination messages.
     """
     facts: dict[str, Any] = {"sizeBytes": size, "sha256": sha256}
     shape = model_shape_facts(path)

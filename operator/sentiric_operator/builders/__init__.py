@@ -44,12 +44,14 @@ def children(
     *,
     images: InferenceImages,
     shape: ModelShape | None = None,
+    draft: ModelShape | None = None,
     config: EngineYaml | None = None,
 ) -> list[dict[str, Any]]:
     """Every always-present child in apply order: config and storage before the pods using them.
 
     The ServiceMonitor is not included: it depends on the cluster having its CRD. `shape` is
-    the model's shape once a download reported it, for the serve container's memory request.
+    the model's shape once a download reported it, for the serve container's memory request
+    (with `draft`, engine.draftModel's, counted too).
     engine.yaml is rendered once (or taken from `config`) for the ConfigMap and the checksum.
     """
     config = config or EngineYaml.of(profile.spec)
@@ -58,5 +60,5 @@ def children(
         pvc(profile),
         service(profile),
         headless_service(profile),
-        deployment(profile, images=images, shape=shape, config=config),
+        deployment(profile, images=images, shape=shape, draft=draft, config=config),
     ]

@@ -143,11 +143,13 @@ def _download_container(
     }
 
 
-def _resources(spec: ProfileSpec, shape: ModelShape | None) -> dict[str, Any]:
+def _resources(
+    spec: ProfileSpec, shape: ModelShape | None, draft: ModelShape | None
+) -> dict[str, Any]:
     requests = {k: str(v) for k, v in spec.resources.requests.items()}
     # Without a memory request the scheduler would place the pod as if it needed nothing, and
     # the node would run out when the model loads: request what the sizing plan needs.
-    planned = memory_request(spec, shape)
+    planned = memory_request(spec, shape, draft=draft)
     if planned is not None:
         requests["memory"] = planned
     limits = {k: str(v) for k, v in spec.resources.limits.items()}
@@ -185,7 +187,11 @@ def prestop_command(drain_delay: int, pid: int = 1) -> list[str]:
 
 
 def _serve_container(
-    spec: ProfileSpec, image: str, pull_policy: dict[str, str], shape: ModelShape | None
+    spec: ProfileSpec,
+    image: str,
+    pull_policy: dict[str, str],
+    shape: ModelShape | None,
+    draft: ModelShape | None,
 ) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": "HOME", "value": "/tmp"},
@@ -214,7 +220,7 @@ def _serve_container(
         # When the engine dies (a signal, an OOM kill), the kubelet keeps the end of its log
         # as the termination message; the operator puts it into the EngineCrashed condition.
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "resources": _resources(spec, shape),
+        "resources": _resources(spec, shape, draft),
         # Three questions, three probes: has the model finished loading (startup), may this
         # pod take traffic now (readiness), is the process wedged and worth a restart (liveness).
         "startupProbe": _http_probe(
@@ -268,7 +274,12 @@ def topology_spread(profile: Profile) -> list[dict[str, Any]]:
     ]
 
 
-def pod_spec(profile: Profile, image: str, shape: ModelShape | None = None) -> dict[str, Any]:
+def pod_spec(
+    profile: Profile,
+    image: str,
+    shape: ModelShape | None = None,
+    draft: ModelShape | None = None,
+) -> dict[str, Any]:
     spec = profile.spec
     pull_policy: dict[str, str] = {}
     if spec.image_pull_policy:
@@ -288,7 +299,7 @@ def pod_spec(profile: Profile, image: str, shape: ModelShape | None = None) -> d
         "terminationGracePeriodSeconds": spec.shutdown.termination_grace,
         "topologySpreadConstraints": topology_spread(profile),
         "initContainers": [_download_container(spec, image, pull_policy)],
-        "containers": [_serve_container(spec, image, pull_policy, shape)],
+        "containers": [_serve_container(spec, image, pull_policy, shape, draft)],
         "volumes": _volumes(profile),
     }
     if spec.node_selector:
@@ -310,9 +321,11 @@ def deployment(
     *,
     images: InferenceImages,
     shape: ModelShape | None = None,
+    draft: ModelShape | None = None,
     config: EngineYaml | None = None,
 ) -> dict[str, Any]:
-    """The Deployment; `shape` is the model's as a download reported it (status.model.shape).
+    """The Deployment; `shape` is the model's as a download reported it (status.model.shape),
+    `draft` engine.draftModel's (status.model.draft.shape).
 
     With a shape, and no memory request in the spec, the serve container requests the memory
     of the sizing plan (sizing.py); before any download reported one, none. `config` is
@@ -333,7 +346,7 @@ def deployment(
                     "labels": standard_labels(profile, INFERENCE),
                     "annotations": {CHECKSUM_ANNOTATION: checksum},
                 },
-                "spec": pod_spec(profile, image, shape),
+                "spec": pod_spec(profile, image, shape, draft),
             },
         },
     }

@@ -17,6 +17,7 @@ from sentiric_inference.models.downloading import partial_path
 
 from tests.integration.models.samples import FILE, REPO, TOKEN
 from tests.support.fake_hub import FakeHub
+from tests.support.tiny_model import write_tiny_qwen2_gguf
 
 
 def _command() -> list[str]:
@@ -228,8 +229,11 @@ def test_a_hub_draft_model_is_downloaded_beside_the_model(
     hub: FakeHub, model_bytes: bytes, tmp_path: Path
 ) -> None:
     draft_repo, draft_file = "Qwen/Qwen2.5-0.5B-Instruct-GGUF", "draft-q4_k_m.gguf"
-    draft_bytes = os.urandom(512 * 1024)
+    # A real GGUF, so the termination message carries its shape for the operator's sizing.
+    draft_bytes = write_tiny_qwen2_gguf(tmp_path / "draft.gguf").read_bytes()
     hub.add_file(draft_repo, draft_file, draft_bytes)
+    message = tmp_path / "termination-log"
+    message.write_text("")
     cache = tmp_path / "models"
     config = tmp_path / "engine.yaml"
     config.write_text(
@@ -246,18 +250,28 @@ def test_a_hub_draft_model_is_downloaded_beside_the_model(
             }
         )
     )
-    done = _download(hub, "--config", str(config))
+    done = _download(hub, "--config", str(config), "--termination-log", str(message))
     assert done.returncode == 0, done.stderr
     # The model's path is still the one line on stdout (the init container's contract).
     assert done.stdout.strip() == str(cache / FILE)
     assert (cache / FILE).read_bytes() == model_bytes
     assert (cache / draft_file).read_bytes() == draft_bytes
     assert "draft model ready" in done.stderr
+    # The operator sizes the pod with the draft's weights and KV cells too.
+    reported = json.loads(message.read_text())
+    assert reported["sizeBytes"] == len(model_bytes)
+    draft = reported["draft"]
+    assert {k: draft[k] for k in ("repo", "file", "revision", "sizeBytes", "sha256")} == {
+        "repo": draft_repo,
+        "file": draft_file,
+        "revision": "main",
+        "sizeBytes": len(draft_bytes),
+        "sha256": hashlib.sha256(draft_bytes).hexdigest(),
+    }
+    assert draft["shape"]["nLayer"] > 0 and draft["shape"]["nVocab"] > 0
 
     # A draft whose bytes do not match its pin fails the download with the pin's exit code.
-    config.write_text(
-        config.read_text().replace(hashlib.sha256(draft_bytes).hexdigest(), "a" * 64)
-    )
+    config.write_text(config.read_text().replace(hashlib.sha256(draft_bytes).hexdigest(), "a" * 64))
     (cache / draft_file).unlink()
     bad = _download(hub, "--config", str(config))
     assert bad.returncode == 5, bad.stderr

@@ -16,10 +16,12 @@ from sentiric_operator.reconciling import (
     applied_from,
     apply_children,
     apply_once,
+    planned_request,
     profile_snapshot,
+    sizing_changed,
 )
 from sentiric_operator.settings import OperatorSettings
-from sentiric_operator.sizing import known_shape, memory_request
+from sentiric_operator.sizing import known_shape, memory_request, parse_quantity
 from sentiric_operator.specs import parse_profile
 from sentiric_operator.statuses import Monitoring
 
@@ -142,6 +144,41 @@ def test_apply_children_sizes_the_memory_request_from_the_status_shape(
     assert (memory is not None) is requested
     if requested:
         assert memory == memory_request(profile.spec, known_shape(profile, _model_status(file)))
+
+
+def test_apply_children_counts_a_reported_draft_model_in_the_memory_request() -> None:
+    draft_hub = {"repo": "Qwen/Qwen2.5-0.5B-Instruct-GGUF", "file": "draft.gguf"}
+    body = _body()
+    body["spec"] = {
+        **body["spec"],
+        "engine": {"draftTokens": 4, "draftModel": {"huggingFace": draft_hub}},
+    }
+    profile = parse_profile(body)
+    status = _model_status(spec_dict()["model"]["huggingFace"]["file"])
+    with_draft = {
+        "model": {
+            **status["model"],
+            "draft": {
+                **draft_hub,
+                "revision": "main",
+                "sizeBytes": 491_400_032,
+                "shape": status["model"]["shape"],
+            },
+        }
+    }
+
+    def requested(known: dict[str, Any]) -> str:
+        api = RecordingApi()
+        apply_children(cast(KubeApi, api), profile, OperatorSettings(), known)
+        (deployment,) = [m for m in api.applied if m["kind"] == "Deployment"]
+        memory: str = deployment["spec"]["template"]["spec"]["containers"][0]["resources"][
+            "requests"
+        ]["memory"]
+        return memory
+
+    assert requested(with_draft) == planned_request(profile, with_draft)
+    assert parse_quantity(requested(with_draft)) > parse_quantity(requested(status)) + 491_400_032
+    assert sizing_changed(profile, status, with_draft)
 
 
 class _RefusingApi(RecordingApi):

@@ -13,6 +13,7 @@ from sentiric_operator.sizing import (
     GPU_HOST_BYTES,
     MIN_PROMPT_ROOM,
     UNLIMITED,
+    known_draft_shape,
     known_shape,
     mebibytes,
     memory_request,
@@ -267,3 +268,79 @@ def test_plan_status_summarises_the_plan() -> None:
     limited = plan_status(profile({"resources": {"limits": {"memory": "6Gi"}}}).spec, QWEN_3B)
     assert "of the memory limit 6Gi" in limited["summary"]
     assert parse_quantity(limited["memoryRequest"]) < 6 * GiB
+
+
+# Qwen2.5-0.5B-Instruct Q4_K_M, the draft model docs/kubernetes.md suggests for 3B/7B.
+QWEN_05B = ModelShape(
+    n_layer=24,
+    n_head_kv=2,
+    key_length=64,
+    value_length=64,
+    n_embd=896,
+    n_vocab=151936,
+    n_ctx_train=32768,
+    weights_bytes=491_400_032,
+)
+DRAFT_HUB = {"repo": "Qwen/Qwen2.5-0.5B-Instruct-GGUF", "file": "qwen2.5-0.5b-instruct-q4_k_m.gguf"}
+DRAFTING = {"engine": {"draftTokens": 4, "draftModel": {"huggingFace": DRAFT_HUB}}}
+
+
+def _draft_report(**override: Any) -> dict[str, Any]:
+    report = {
+        **DRAFT_HUB,
+        "revision": "main",
+        "sizeBytes": QWEN_05B.weights_bytes,
+        "shape": {
+            "nLayer": 24,
+            "nHeadKv": 2,
+            "keyLength": 64,
+            "valueLength": 64,
+            "nEmbd": 896,
+            "nVocab": 151936,
+            "nCtxTrain": 32768,
+        },
+    }
+    return {**report, **override}
+
+
+def test_a_draft_model_is_counted_as_the_engine_counts_it() -> None:
+    spec = profile({**DRAFTING, "engine": {**DRAFTING["engine"], "parallel": 4}}).spec
+    plain, drafted = plan_for(spec, QWEN_3B), plan_for(spec, QWEN_3B, draft=QWEN_05B)
+    engine = plan_sizing(
+        QWEN_3B,
+        UNLIMITED,
+        parallel=4,
+        context_size=0,
+        batch_size=64,
+        kv_cache_type="f16",
+        gpu=False,
+        min_context=spec.sampling.max_tokens + MIN_PROMPT_ROOM,
+        reserved_bytes=QWEN_3B.embedding_bytes(),
+        draft=QWEN_05B,
+    )
+    assert drafted.memory_bytes == engine.total_bytes
+    # Its weights, compute buffers and a KV cell per cell of the target's.
+    assert drafted.memory_bytes - plain.memory_bytes > QWEN_05B.weights_bytes
+    assert drafted.draft_bytes > QWEN_05B.weights_bytes and plain.draft_bytes == 0
+    assert memory_request(spec, QWEN_3B, draft=QWEN_05B) != memory_request(spec, QWEN_3B)
+    assert "draft model" in plan_status(spec, QWEN_3B, draft=QWEN_05B)["summary"]
+
+
+def test_a_gpu_profile_puts_the_draft_weights_in_gpu_memory() -> None:
+    spec = profile({**DRAFTING, "resources": {"gpu": 1}}).spec
+    plain, drafted = plan_for(spec, QWEN_3B), plan_for(spec, QWEN_3B, draft=QWEN_05B)
+    assert plain.gpu_memory_bytes is not None and drafted.gpu_memory_bytes is not None
+    assert drafted.gpu_memory_bytes - plain.gpu_memory_bytes > QWEN_05B.weights_bytes
+
+
+def test_known_draft_shape_only_for_the_specs_hub_draft() -> None:
+    drafting = profile(DRAFTING)
+    status = {"model": {**_model_status()["model"], "draft": _draft_report()}}
+    assert known_draft_shape(drafting, status) == QWEN_05B
+    # Another draft file, no draft in the spec, a local path: nothing to count.
+    moved = {"model": {**status["model"], "draft": _draft_report(file="other.gguf")}}
+    assert known_draft_shape(drafting, moved) is None
+    assert known_draft_shape(profile(), status) is None
+    local = profile({"engine": {"draftTokens": 4, "draftModel": {"path": "/models/d.gguf"}}})
+    assert known_draft_shape(local, status) is None
+    assert known_draft_shape(drafting, _model_status()) is None

@@ -710,3 +710,57 @@ def test_a_download_killed_by_the_oom_killer_says_so() -> None:
     plain = container("download", terminated_now=True, exit_code=1, terminated_message="404")
     msg = _message(_status(P, _deployment(P), [pod(init=(plain,))]), "ModelReady")
     assert "failed (exit code 1, 0 restarts): 404" in msg
+
+
+DRAFT_HUB = {"repo": "Qwen/Qwen2.5-0.5B-Instruct-GGUF", "file": "qwen2.5-0.5b-instruct-q4_k_m.gguf"}
+DRAFTING = profile(
+    {
+        "engine": {
+            "parallel": 0,
+            "contextSize": 0,
+            "draftTokens": 4,
+            "draftModel": {"huggingFace": DRAFT_HUB},
+        }
+    }
+)
+DRAFT_REPORT = {
+    **DRAFT_HUB,
+    "revision": "main",
+    "sizeBytes": 200_000_000,
+    "sha256": "cd" * 32,
+    "shape": {**SHAPE_REPORT, "nLayer": 12},
+}
+
+
+def test_a_reported_draft_model_is_kept_and_counted_in_the_plan() -> None:
+    plain = _status(DRAFTING, _deployment(DRAFTING), [_reporting_pod(DRAFTING)])
+    status = _status(
+        DRAFTING, _deployment(DRAFTING), [_reporting_pod(DRAFTING, draft=DRAFT_REPORT)]
+    )
+    assert status["model"]["draft"] == {
+        **DRAFT_HUB,
+        "revision": "main",
+        "sizeBytes": DRAFT_REPORT["sizeBytes"],
+        "shape": DRAFT_REPORT["shape"],
+    }
+    assert "draft" not in plain["model"]
+    assert status["plan"]["memoryBytes"] > plain["plan"]["memoryBytes"] + 200_000_000
+    assert "draft model" in status["plan"]["summary"]
+    # The reporting pod gone: the same draft file stays known, so the request does not flap.
+    kept = _status(DRAFTING, _deployment(DRAFTING), [], previous=status, now=LATER)
+    assert kept["model"]["draft"] == status["model"]["draft"]
+    assert kept["plan"] == status["plan"]
+    # Another draft in the spec: the old report says nothing about it.
+    other = profile(
+        {
+            "engine": {
+                "parallel": 0,
+                "contextSize": 0,
+                "draftTokens": 4,
+                "draftModel": {"huggingFace": {**DRAFT_HUB, "file": "other.gguf"}},
+            }
+        }
+    )
+    moved = _status(other, _deployment(other), [], previous=status, now=LATER)
+    assert "draft" not in moved["model"]
+    assert moved["plan"]["memoryBytes"] == plain["plan"]["memoryBytes"]
